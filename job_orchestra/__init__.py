@@ -1,0 +1,39 @@
+"""job-orchestra: pipelines of Steps for data science, Jupyter-first.
+
+Declare a pipeline as a graph of :class:`Step` subclasses, call ``head.materialize()``, and keep results
+in a :class:`Context` so work is not repeated and can be snapshotted to disk.
+"""
+
+from .attrdict import AttrDict
+from .context import Context
+from .errors import (
+    CycleError,
+    DuplicateStepName,
+    InvalidStepError,
+    PipelineError,
+    SnapshotError,
+    SnapshotExistsError,
+    UnserializableValueError,
+)
+from .events import Callback
+from .plan import ExecutionPlan, PlanRow
+from .step import Step
+
+__version__ = "2.0.0"
+
+__all__ = [
+    "AttrDict",
+    "Callback",
+    "Context",
+    "CycleError",
+    "DuplicateStepName",
+    "ExecutionPlan",
+    "InvalidStepError",
+    "PipelineError",
+    "PlanRow",
+    "SnapshotError",
+    "SnapshotExistsError",
+    "Step",
+    "UnserializableValueError",
+    "__version__",
+]

@@ -1,0 +1,51 @@
+"""``AttrDict``: a dict whose string keys can also be read as attributes (``out.name``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["AttrDict", "as_attrdict"]
+
+
+class AttrDict(dict):
+    """A plain dict with attribute access, the type 1.1 gave to dict outputs and Contexts.
+
+    >>> d = AttrDict(output=[1, 2])
+    >>> d.output == d["output"]
+    True
+    """
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(
+                f"{type(self).__name__} has no key {name!r}; keys: {sorted(map(str, self))[:10]}"
+            ) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self[name] = value
+
+    def __delattr__(self, name: str) -> None:
+        try:
+            del self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __dir__(self) -> list[str]:
+        keys = [k for k in self.keys() if isinstance(k, str) and k.isidentifier()]
+        return sorted(set(super().__dir__()) | set(keys))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({dict.__repr__(self)})"
+
+
+def as_attrdict(value: Any) -> Any:
+    """Turn a dict output into an :class:`AttrDict` (1.1 behaviour); leave anything else as it is."""
+    if isinstance(value, dict) and not isinstance(value, AttrDict):
+        return AttrDict(value)
+    return value

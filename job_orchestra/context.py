@@ -1,0 +1,256 @@
+"""``Context``: where steps keep their results, with snapshots to disk (see :mod:`job_orchestra.snapshot`)."""
+
+from __future__ import annotations
+
+import datetime
+import platform
+import threading
+from collections.abc import Iterator
+from importlib import metadata
+from os import PathLike
+from typing import TYPE_CHECKING, Any
+
+from .attrdict import AttrDict
+
+if TYPE_CHECKING:
+    from .step import Step
+
+__all__ = ["Context"]
+
+_MISSING = object()
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _context_meta() -> AttrDict:
+    meta = AttrDict(
+        created_on=datetime.date.today().isoformat(),
+        python=platform.python_version(),
+        job_orchestra=_version("job-orchestra"),
+    )
+    sklearn = _version("scikit-learn")
+    if sklearn:
+        meta["sklearn"] = sklearn
+    return meta
+
+
+class LazyEntry:
+    """A snapshot entry not read from disk yet; :class:`Context` replaces it by its value on first access."""
+
+    __slots__ = ("description", "loader")
+
+    def __init__(self, loader: Any, description: str) -> None:
+        self.loader = loader
+        self.description = description
+
+    def __repr__(self) -> str:
+        return f"<not loaded yet: {self.description}>"
+
+
+class Context(AttrDict):
+    """A dict with attribute access that keeps step results, and snapshots them to disk.
+
+    Pass it to a step with ``ctx=``; that step's result is stored under the step's name and reused by
+    later ``materialize()`` calls. ``store(path)`` writes a snapshot, ``Context.load(path)`` reads it back
+    (values are read lazily, on first access).
+    """
+
+    __slots__ = ("_fingerprints", "_lock", "_pipeline")
+    _internal = frozenset(__slots__)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        object.__setattr__(self, "_lock", threading.RLock())
+        object.__setattr__(self, "_fingerprints", {})
+        object.__setattr__(self, "_pipeline", None)
+        super().__init__(*args, **kwargs)
+        if "context_meta" not in self:
+            dict.__setitem__(self, "context_meta", _context_meta())
+
+    # -- attribute access for internals ---------------------------------------------------------------
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in Context._internal:
+            object.__setattr__(self, name, value)
+        else:
+            self[name] = value
+
+    # -- lazy values ----------------------------------------------------------------------------------
+    def _resolve(self, key: Any, value: Any) -> Any:
+        if type(value) is not LazyEntry:
+            return value
+        with self._lock:
+            current = dict.get(self, key, _MISSING)
+            if current is not value:  # another thread loaded (or replaced) it meanwhile
+                return self._resolve(key, current) if current is not _MISSING else value.loader()
+            loaded = value.loader()
+            dict.__setitem__(self, key, loaded)
+            return loaded
+
+    def __getitem__(self, key: Any) -> Any:
+        value = dict.__getitem__(self, key)
+        if type(value) is LazyEntry:
+            return self._resolve(key, value)
+        return value
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        value = dict.get(self, key, _MISSING)
+        if value is _MISSING:
+            return default
+        return self._resolve(key, value)
+
+    def __iter__(self) -> Iterator[Any]:  # also makes dict(ctx) go through __getitem__
+        return dict.__iter__(self)
+
+    def values(self) -> list[Any]:  # type: ignore[override]
+        return [self[k] for k in dict.keys(self)]
+
+    def items(self) -> list[tuple[Any, Any]]:  # type: ignore[override]
+        return [(k, self[k]) for k in dict.keys(self)]
+
+    def pop(self, key: Any, *default: Any) -> Any:
+        with self._lock:
+            self._fingerprints.pop(key, None)
+            if key not in self and default:
+                return default[0]
+            value = self[key]
+            dict.pop(self, key)
+            return value
+
+    def popitem(self) -> tuple[Any, Any]:
+        with self._lock:
+            key = next(reversed(dict.keys(self)))
+            return key, self.pop(key)
+
+    def setdefault(self, key: Any, default: Any = None) -> Any:
+        with self._lock:
+            if key in self:
+                return self[key]
+            self[key] = default
+            return default
+
+    def copy(self) -> Context:
+        """A shallow copy, fingerprints included (lazy entries are read first)."""
+        new = Context()
+        dict.clear(new)
+        for key, value in self.items():
+            dict.__setitem__(new, key, value)
+        new._fingerprints.update(self._fingerprints)
+        return new
+
+    def update(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        for key, value in dict(*args, **kwargs).items():
+            self[key] = value
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, dict):
+            return dict(self.items()) == dict(other.items()) if len(self) == len(other) else False
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def is_loaded(self, key: Any) -> bool:
+        """False while ``key`` is a snapshot entry not read from disk yet."""
+        return type(dict.__getitem__(self, key)) is not LazyEntry
+
+    # -- writes -----------------------------------------------------------------------------------------
+    def __setitem__(self, key: Any, value: Any) -> None:
+        # A value put in by hand has no fingerprint: it counts as available whatever the code says.
+        with self._lock:
+            self._fingerprints.pop(key, None)
+            dict.__setitem__(self, key, value)
+
+    def __delitem__(self, key: Any) -> None:
+        with self._lock:
+            self._fingerprints.pop(key, None)
+            dict.__delitem__(self, key)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._fingerprints.clear()
+            dict.clear(self)
+
+    def _put_result(self, key: str, value: Any, fingerprint: str | None = None) -> None:
+        """Record a step's result (called by the scheduler as soon as the step finishes)."""
+        with self._lock:
+            dict.__setitem__(self, key, value)
+            if fingerprint is None:
+                self._fingerprints.pop(key, None)
+            else:
+                self._fingerprints[key] = fingerprint
+
+    def fingerprint(self, key: Any) -> str | None:
+        """The fingerprint recorded with a step's result, or None for a value put in by hand."""
+        return self._fingerprints.get(key)
+
+    def invalidate(self, *names: str | Step) -> list[str]:
+        """Drop the results of the given steps (names or Step objects); return the names dropped."""
+        dropped = []
+        with self._lock:
+            for name in names:
+                key = str(name)
+                if key in self:
+                    del self[key]
+                    dropped.append(key)
+        return dropped
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{k!r}: {dict.__getitem__(self, k)!r}" for k in dict.keys(self))
+        return f"Context({{{inner}}})"
+
+    # -- pickling (dill/pickle of a Context inside other objects) --------------------------------------
+    def __reduce__(self) -> tuple:
+        return (_rebuild_context, (dict(self.items()), dict(self._fingerprints)))
+
+    def __copy__(self) -> Context:
+        return self.copy()
+
+    # -- snapshots --------------------------------------------------------------------------------------
+    @property
+    def pipeline(self) -> Step | None:
+        """The head step stored with ``store(path, pipeline=head)``, attached to this Context."""
+        pipeline = self._pipeline
+        if type(pipeline) is LazyEntry:
+            with self._lock:
+                if type(self._pipeline) is LazyEntry:
+                    object.__setattr__(self, "_pipeline", self._pipeline.loader())
+                pipeline = self._pipeline
+        return pipeline
+
+    def store(
+        self,
+        path: str | PathLike[str],
+        pipeline: Step | None = None,
+        *,
+        key: bytes | str | None = None,
+    ) -> None:
+        """Write a snapshot directory at ``path`` (which must not exist), atomically.
+
+        Every entry dill can serialize is kept; keys starting with ``"."`` are skipped at any nesting
+        level. With ``pipeline=head`` the steps are stored too, attached to this Context on load.
+        ``key=`` signs the snapshot with an HMAC, which ``load(path, key=...)`` then checks.
+        """
+        from .snapshot import store
+
+        store(self, path, pipeline=pipeline, key=key)
+
+    @classmethod
+    def load(cls, path: str | PathLike[str], *, key: bytes | str | None = None) -> Context:
+        """Open a snapshot written by :meth:`store` (or by job-orchestra 1.1); values load on first use.
+
+        Loading runs code from the snapshot, like any pickle: only load snapshots you trust.
+        """
+        from .snapshot import load
+
+        return load(cls, path, key=key)
+
+
+def _rebuild_context(items: dict, fingerprints: dict) -> Context:
+    ctx = Context()
+    dict.clear(ctx)
+    dict.update(ctx, items)
+    ctx._fingerprints.update(fingerprints)
+    return ctx

@@ -1,0 +1,101 @@
+"""``DependencyGraph``: the pipeline drawn with Graphviz, styled by each step's plan status."""
+
+from __future__ import annotations
+
+import html
+from typing import TYPE_CHECKING, Any
+
+import graphviz
+
+from .plan import Availability, ExecutionPlan, PlanRow, Schedule
+
+if TYPE_CHECKING:
+    from .step import Step
+
+__all__ = ["INSTALL_HINT", "NODE_STYLES", "DependencyGraph"]
+
+INSTALL_HINT = (
+    "Graphviz's 'dot' program was not found, so the graph is shown as text. Install it with "
+    "'apt-get install graphviz' (Debian/Ubuntu), 'brew install graphviz' (macOS) or "
+    "'conda install -c conda-forge graphviz'."
+)
+
+# Filled nodes with dark text and mid-grey edges read on light and dark backgrounds alike; the shape
+# and border carry the status too, so colour is never the only cue.
+NODE_STYLES: dict[str, dict[str, str]] = {
+    "head": {"fillcolor": "#f6c177", "color": "#8a5a00", "penwidth": "2.5", "shape": "doubleoctagon"},
+    "scheduled": {"fillcolor": "#9ccfff", "color": "#1f5f99", "penwidth": "1.5"},
+    "cached": {"fillcolor": "#a6e3a1", "color": "#2f7a2a", "penwidth": "1.5"},
+    "skipped": {"fillcolor": "#e4e4e4", "color": "#7a7a7a", "style": "rounded,filled,dashed"},
+}
+
+
+def status_of(row: PlanRow) -> str:
+    """The drawing status of a plan row: head, cached, scheduled or skipped."""
+    if row.schedule is Schedule.HEAD:
+        return "head"
+    if row.availability is Availability.AVAILABLE:
+        return "cached"
+    if row.schedule is Schedule.RUN:
+        return "scheduled"
+    return "skipped"
+
+
+class DependencyGraph(graphviz.Digraph):
+    """A :class:`graphviz.Digraph` of a pipeline; in Jupyter it displays as inline SVG.
+
+    Without Graphviz's ``dot`` program it still displays, as text plus a line telling how to install it.
+    """
+
+    plan: ExecutionPlan
+
+    @classmethod
+    def of(
+        cls, head: Step, plan: ExecutionPlan | None = None, statuses: dict[str, str] | None = None
+    ) -> DependencyGraph:
+        """Draw the graph of ``head``; ``statuses`` overrides a node's status (e.g. running, failed)."""
+        plan = plan if plan is not None else ExecutionPlan.of(head)
+        graph = cls(name=str(head), comment=f"job-orchestra pipeline of {head}")
+        graph.plan = plan
+        graph.attr(rankdir="LR", bgcolor="transparent", fontname="Helvetica")
+        graph.attr(
+            "node", shape="box", style="rounded,filled", fontname="Helvetica", fontsize="11", fontcolor="#1b1b1b"
+        )
+        graph.attr("edge", color="#8c8c8c", arrowsize="0.7")
+        styles = dict(NODE_STYLES)
+        for row in plan.rows:
+            status = (statuses or {}).get(row.name) or status_of(row)
+            label = html.escape(row.name)
+            if row.step_class != row.name:
+                label += f'<BR/><FONT POINT-SIZE="9">{html.escape(row.step_class)}</FONT>'
+            label += (
+                f'<BR/><FONT POINT-SIZE="9">{html.escape(row.availability.value + " " + row.schedule.value)}</FONT>'
+            )
+            attrs = dict(styles.get(status, {}))
+            graph.node(row.name, label=f"<{label}>", tooltip=f"{row.name}: {status}", id=f"step-{row.name}", **attrs)
+        for name, deps in plan.graph.deps.items():
+            for d in deps:
+                graph.edge(d, name)
+        return graph
+
+    def as_text(self) -> str:
+        """The plan as text: what is shown when Graphviz is not installed."""
+        return str(self.plan).rstrip("\n")
+
+    def svg_or_text(self) -> str:
+        """The SVG drawing, or the text form plus the install hint when ``dot`` is missing."""
+        try:
+            return self.pipe(format="svg", encoding="utf-8")
+        except graphviz.ExecutableNotFound:
+            return f"<pre>{html.escape(self.as_text())}\n{html.escape(INSTALL_HINT)}</pre>"
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None, **kwargs: Any) -> dict[str, str]:
+        text = f"Dependency graph of {self.name} ({len(self.plan)} steps)\n{self.as_text()}"
+        try:
+            svg = self.pipe(format="svg", encoding="utf-8")
+        except graphviz.ExecutableNotFound:
+            return {"text/plain": f"{text}\n{INSTALL_HINT}"}
+        return {"image/svg+xml": svg, "text/plain": text}
+
+    def __repr__(self) -> str:
+        return f"<DependencyGraph of {self.name!r}: {len(self.plan)} steps>"

@@ -1,0 +1,250 @@
+"""``Step``: one node of a pipeline, declared by subclassing and overriding ``run()``."""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from .attrdict import AttrDict
+from .errors import InvalidStepError
+
+if TYPE_CHECKING:
+    from concurrent.futures import Executor
+
+    from .context import Context
+    from .drawing import DependencyGraph
+    from .events import Callback
+    from .plan import ExecutionPlan
+
+__all__ = ["Step"]
+
+
+def _as_dependency_list(owner: str, depends_on: object) -> list[Step]:
+    if depends_on is None:
+        return []
+    if isinstance(depends_on, Step):
+        return [depends_on]
+    if isinstance(depends_on, (list, tuple)):
+        deps = list(depends_on)
+        for i, dep in enumerate(deps):
+            if not isinstance(dep, Step):
+                raise InvalidStepError(
+                    f"{owner}: depends_on[{i}] is {dep!r} ({type(dep).__name__}), not a Step. depends_on= "
+                    "takes one Step or a list of Steps; wrap plain data with Step.from_data(...)."
+                )
+        return deps
+    raise InvalidStepError(
+        f"{owner}: depends_on= takes one Step or a list of Steps, got {type(depends_on).__name__} ({depends_on!r})."
+    )
+
+
+class Step:
+    """A unit of work in a pipeline.
+
+    Subclass it and override ``run(self, *inputs)``; ``inputs`` are the outputs of ``depends_on``, in that
+    order. Give it a :class:`~job_orchestra.Context` with ``ctx=`` to keep its result between runs, and a
+    unique name with ``name_alias=`` when one class is used more than once in a pipeline.
+
+    >>> class Two(Step):
+    ...     def run(self):
+    ...         return 2
+    >>> class Square(Step):
+    ...     def run(self, x):
+    ...         return x * x
+    >>> Square(depends_on=Two()).materialize()
+    4
+    """
+
+    def __init__(
+        self,
+        depends_on: Step | Sequence[Step] | None = None,
+        ctx: Context | None = None,
+        name_alias: str | None = None,
+    ) -> None:
+        if name_alias is not None and (not isinstance(name_alias, str) or not name_alias):
+            raise InvalidStepError(f"{type(self).__name__}: name_alias= must be a non-empty string, got {name_alias!r}")
+        self.name_alias = name_alias
+        self.dependencies: list[Step] = _as_dependency_list(name_alias or type(self).__name__, depends_on)
+        if ctx is not None:
+            from .context import Context
+
+            if not isinstance(ctx, Context):
+                raise InvalidStepError(
+                    f"{name_alias or type(self).__name__}: ctx= must be a job_orchestra.Context, got "
+                    f"{type(ctx).__name__}. Create one with Context()."
+                )
+        self.ctx = ctx
+
+    # -- naming -------------------------------------------------------------------------------------
+    @property
+    def _name(self) -> str:
+        return self.name_alias or type(self)._default_name or type(self).__name__
+
+    _default_name: str | None = None
+
+    @property
+    def name(self) -> str:
+        """The step's name: its ``name_alias`` if given, else its class name (``str(step)``, as in 1.1)."""
+        return self._name
+
+    def __str__(self) -> str:
+        return self._name
+
+    def __repr__(self) -> str:
+        kind = type(self).__name__
+        alias = f" {self.name_alias!r}" if self.name_alias else ""
+        deps = ", ".join(map(str, self.dependencies))
+        ctx = ", ctx" if self.ctx is not None else ""
+        return f"<{kind}{alias} depends_on=[{deps}]{ctx}>"
+
+    # -- the work -----------------------------------------------------------------------------------
+    def run(self, *inputs: Any) -> Any:
+        """Compute this step's output from its dependencies' outputs. Subclasses must override it."""
+        raise NotImplementedError(
+            f"Step {self._name!r} ({type(self).__name__}) does not define run(self, *inputs); "
+            "subclass Step and override run()."
+        )
+
+    def materialize(
+        self,
+        executor: str | Executor | Any | None = None,
+        *,
+        max_workers: int | None = None,
+        callbacks: Sequence[Callback] | Callback | None = None,
+    ) -> Any:
+        """Run what the pipeline needs and return this step's output.
+
+        Each step runs at most once; steps whose Context holds a result are not run, and neither are the
+        steps behind them. Results are written to their Context as soon as each step finishes, so a failure
+        loses nothing: call ``materialize()`` again to run only what is left.
+        """
+        from .scheduler import materialize
+
+        return materialize(self, executor=executor, max_workers=max_workers, callbacks=callbacks)
+
+    # -- inspection ---------------------------------------------------------------------------------
+    def execution_plan(self, show: bool | None = None) -> ExecutionPlan:
+        """What is cached and what will run, one row per step in execution order.
+
+        Returns an :class:`~job_orchestra.plan.ExecutionPlan`, whose ``str()`` is 1.1's text. Outside
+        IPython (a script, as in 1.1) the plan is also printed, unless ``show=False``.
+        """
+        from .plan import ExecutionPlan
+
+        plan = ExecutionPlan.of(self)
+        if show is None:
+            show = not _interactive()
+        if show:
+            print(plan)
+        return plan
+
+    def dependency_graph(self) -> DependencyGraph:
+        """The pipeline drawn with Graphviz: displays as inline SVG in Jupyter; ``.source`` is DOT."""
+        from .drawing import DependencyGraph
+
+        return DependencyGraph.of(self)
+
+    def dependency_graph_js(self, enable_wheel_zoom: bool = False) -> str:
+        """Deprecated 1.1 API: JavaScript that draws the graph into a notebook output element."""
+        warnings.warn(
+            "dependency_graph_js() is deprecated: dependency_graph() returns a Graphviz drawing that "
+            "displays as inline SVG.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        import json
+
+        svg = self.dependency_graph().svg_or_text()
+        return f"element.innerHTML = {json.dumps(svg)};"
+
+    def depending_steps_breadth_first(self) -> list[str]:
+        """Names of every step this one depends on, directly or not, breadth-first (1.1 order)."""
+        from .graph import collect, legacy_breadth_first
+
+        graph = collect(self)
+        return legacy_breadth_first(graph.head, graph.deps)
+
+    def depending_steps_depth_first(self) -> list[str]:
+        """Names of every step this one depends on, directly or not, in depth-first post-order."""
+        from .graph import collect, legacy_depth_first
+
+        graph = collect(self)
+        return legacy_depth_first(graph.head, graph.deps)
+
+    # -- the 1.1 helpers ----------------------------------------------------------------------------
+    @staticmethod
+    def from_data(data: Any, name_alias: str = "Data") -> Step:
+        """A step with no dependencies whose output is ``{"output": data}`` (with attribute access)."""
+        return _Data(data, name_alias=name_alias)
+
+    @staticmethod
+    def stepify(
+        output: Any,
+        depends_on: Step | Sequence[Step] | None = None,
+        ctx: Context | None = None,
+        name_alias: str | None = None,
+    ) -> Step:
+        """A step that returns ``output`` whatever its inputs, e.g. to put a value in a pipeline."""
+        return _Stepify(output, depends_on=depends_on, ctx=ctx, name_alias=name_alias)
+
+    @staticmethod
+    def join(dependencies: Sequence[Step], name_alias: str | None = None) -> Step:
+        """A step (class ``Join``) whose output is the tuple of its dependencies' outputs."""
+        return Join(depends_on=dependencies, name_alias=name_alias)
+
+    @staticmethod
+    def noop_step(dependencies: Sequence[Step], name_alias: str | None = None) -> Step:
+        """Deprecated name of :meth:`join`."""
+        warnings.warn("Step.noop_step() is deprecated; use Step.join().", DeprecationWarning, stacklevel=2)
+        return Join(depends_on=dependencies, name_alias=name_alias)
+
+
+class _Data(Step):
+    """The step made by :meth:`Step.from_data`; named ``Step`` when ``name_alias=None``, as in 1.1."""
+
+    _default_name = "Step"
+
+    def __init__(self, data: Any, name_alias: str = "Data") -> None:
+        super().__init__(name_alias=name_alias)
+        self.data = data
+
+    def run(self) -> AttrDict:
+        return AttrDict(output=self.data)
+
+
+class _Stepify(Step):
+    """The step made by :meth:`Step.stepify`; named ``Step`` unless aliased, as in 1.1."""
+
+    _default_name = "Step"
+
+    def __init__(
+        self,
+        output: Any,
+        depends_on: Step | Sequence[Step] | None = None,
+        ctx: Context | None = None,
+        name_alias: str | None = None,
+    ) -> None:
+        super().__init__(depends_on=depends_on, ctx=ctx, name_alias=name_alias)
+        self.output = output
+
+    def run(self, *inputs: Any) -> Any:
+        return self.output
+
+
+class Join(Step):
+    """Collects its dependencies' outputs into one tuple (made by :meth:`Step.join`)."""
+
+    def run(self, *inputs: Any) -> tuple:
+        return inputs
+
+
+def _interactive() -> bool:
+    """True in IPython/Jupyter or a Python prompt, where the returned plan is displayed anyway."""
+    ipython = sys.modules.get("IPython")
+    if ipython is not None:
+        get = getattr(ipython, "get_ipython", None)
+        if get is not None and get() is not None:
+            return True
+    return hasattr(sys, "ps1")
