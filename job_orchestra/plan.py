@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .graph import PipelineGraph, collect
 
@@ -143,3 +143,20 @@ class ExecutionPlan:
 
     def _repr_pretty_(self, printer, cycle: bool) -> None:  # IPython's plain-text form
         printer.text(str(self).rstrip("\n"))
+
+    # Rich display: built by the optional display layer (jupyter_ext), imported only when asked for.
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None, **kwargs: Any) -> dict[str, str]:
+        """The plan as an HTML table plus the 1.1 text (``text/plain``)."""
+        from jupyter_ext.display import plan_bundle
+
+        return plan_bundle(self)
+
+    def _repr_html_(self) -> str:
+        """The plan as an HTML table with a legend."""
+        return self._repr_mimebundle_()["text/html"]
+
+    def _ipython_display_(self) -> None:
+        """In IPython, show the plan through :mod:`jupyter_ext` (live: it updates as the pipeline runs)."""
+        from jupyter_ext.display import ipython_display
+
+        ipython_display(self)

@@ -122,6 +122,8 @@ class Step:
         """
         from .scheduler import materialize
 
+        if "ipykernel" in sys.modules and "jupyter_ext" not in sys.modules:
+            _start_display_layer()
         return materialize(self, executor=executor, max_workers=max_workers, callbacks=callbacks)
 
     # -- inspection ---------------------------------------------------------------------------------
@@ -158,6 +160,19 @@ class Step:
 
         svg = self.dependency_graph().svg_or_text()
         return f"element.innerHTML = {json.dumps(svg)};"
+
+    # Rich display: built by the optional display layer (jupyter_ext), imported only when asked for.
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None, **kwargs: Any) -> dict[str, str]:
+        """The step's dependency graph and execution plan (HTML), plus its repr and plan as text."""
+        from jupyter_ext.display import step_bundle
+
+        return step_bundle(self)
+
+    def _ipython_display_(self) -> None:
+        """In IPython, show the graph and plan through :mod:`jupyter_ext` (live: they follow the runs)."""
+        from jupyter_ext.display import ipython_display
+
+        ipython_display(self)
 
     def depending_steps_breadth_first(self) -> list[str]:
         """Names of every step this one depends on, directly or not, breadth-first (1.1 order)."""
@@ -238,6 +253,14 @@ class Join(Step):
 
     def run(self, *inputs: Any) -> tuple:
         return inputs
+
+
+def _start_display_layer() -> None:
+    """In a Jupyter kernel, import jupyter_ext so a run shows its progress (it registers a Callback)."""
+    try:
+        import jupyter_ext  # noqa: F401
+    except ImportError:  # the display layer is optional
+        pass
 
 
 def _interactive() -> bool:
