@@ -56,13 +56,14 @@ class PipelineWidget(widgets.VBox):
         self.materialize_button.on_click(lambda _: self.materialize())
         self.invalidate_button.on_click(lambda _: self.invalidate(self.steps_select.value))
         self.store_button.on_click(lambda _: self.store(self.path_text.value))
+        spaced = widgets.Layout(margin="0 16px 4px 0")
         controls = widgets.HBox(
             [
-                self.materialize_button,
-                widgets.VBox([self.steps_select, self.invalidate_button]),
-                widgets.VBox([self.path_text, self.store_button]),
+                widgets.VBox([self.materialize_button], layout=spaced),
+                widgets.VBox([self.steps_select, self.invalidate_button], layout=spaced),
+                widgets.VBox([self.path_text, self.store_button], layout=spaced),
             ],
-            layout=widgets.Layout(gap="12px", align_items="flex-start", flex_flow="row wrap"),
+            layout=widgets.Layout(align_items="flex-start", flex_flow="row wrap"),
         )
         super().__init__([self.title, self.graph_view, self.plan_view, controls, self.status, self.output])
         self.add_class("jo-pipeline-widget")

@@ -1,0 +1,113 @@
+"""PipelineWidget: buttons that materialize, invalidate with dependents and store snapshots."""
+
+from __future__ import annotations
+
+import pytest
+
+from job_orchestra import Context, Step
+from jupyter_ext import PipelineWidget
+
+
+class Load(Step):
+    calls = 0
+
+    def run(self):
+        Load.calls += 1
+        return list(range(10))
+
+
+class Clean(Step):
+    def run(self, rows):
+        return [r for r in rows if r % 2 == 0]
+
+
+class Report(Step):
+    fail = False
+
+    def run(self, rows):
+        if Report.fail:
+            raise RuntimeError("report template missing")
+        return f"{len(rows)} rows"
+
+
+@pytest.fixture
+def pipeline():
+    Load.calls, Report.fail = 0, False
+    ctx = Context()
+    return ctx, Report(Clean(Load(ctx=ctx), ctx=ctx), ctx=ctx)
+
+
+def test_materialize_button_runs_and_the_panel_updates(pipeline):
+    ctx, head = pipeline
+    panel = PipelineWidget(head)
+    assert "3 to run on materialize()" in panel.plan_view.value
+    assert panel.steps_select.options == ("Load", "Clean", "Report")
+    panel.materialize_button.click()
+    assert panel.result == "5 rows" and panel.error is None
+    assert "0 to run on materialize()" in panel.plan_view.value
+    assert "Materialized Report" in panel.status.value
+    assert set(ctx) >= {"Load", "Clean", "Report"}
+
+
+def test_a_failure_is_shown_and_the_step_highlighted(pipeline):
+    ctx, head = pipeline
+    Report.fail = True
+    panel = PipelineWidget(head)
+    panel.materialize_button.click()
+    assert isinstance(panel.error, RuntimeError)
+    assert "Failed in step Report" in panel.status.value and "report template missing" in panel.status.value
+    assert "[ ] (H) failed" in panel.graph_view.value
+    assert "failed: Report" in panel.plan_view.value
+    assert "Load" in ctx and "Clean" in ctx  # kept: the next run only runs Report
+    Report.fail = False
+    panel.materialize_button.click()
+    assert panel.result == "5 rows" and Load.calls == 1
+    assert "failed: Report" not in panel.plan_view.value
+    assert "[*] (H) failed" not in panel.graph_view.value
+
+
+def test_invalidate_drops_the_selection_and_what_depends_on_it(pipeline):
+    ctx, head = pipeline
+    panel = PipelineWidget(head)
+    panel.materialize()
+    panel.steps_select.value = ("Clean",)
+    panel.invalidate_button.click()
+    assert "Load" in ctx and "Clean" not in ctx and "Report" not in ctx
+    assert "2 to run on materialize()" in panel.plan_view.value
+    assert "Dropped the results of Clean, Report" in panel.status.value
+    panel.steps_select.value = ()
+    panel.invalidate_button.click()
+    assert "Select the steps" in panel.status.value
+
+
+def test_store_snapshot_writes_the_context_with_the_pipeline(pipeline, tmp_path):
+    _, head = pipeline
+    panel = PipelineWidget(head)
+    panel.materialize()
+    target = tmp_path / "run-1"
+    panel.path_text.value = str(target)
+    panel.store_button.click()
+    assert "Stored a snapshot" in panel.status.value
+    loaded = Context.load(target)
+    assert loaded["Report"] == "5 rows"
+    assert str(loaded.pipeline) == "Report"
+    panel.store_button.click()  # the path exists now
+    assert "Snapshot not written" in panel.status.value and "exists" in panel.status.value.lower()
+    panel.path_text.value = "  "
+    panel.store_button.click()
+    assert "give a path" in panel.status.value
+
+
+def test_the_widget_follows_changes_made_elsewhere(pipeline):
+    from jupyter_ext import live
+
+    _, head = pipeline
+    panel = PipelineWidget(head)
+    head.materialize()
+    live.refresh_all(force=True)  # what runs after each cell in a kernel
+    assert "0 to run on materialize()" in panel.plan_view.value
+
+
+def test_widget_needs_a_step():
+    with pytest.raises(TypeError, match="head Step"):
+        PipelineWidget("Report")
