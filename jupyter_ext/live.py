@@ -13,9 +13,12 @@ How it works (no change to the core is needed):
 
 from __future__ import annotations
 
+import threading
 import time
 import weakref
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Protocol
 
 from job_orchestra import ExecutionPlan, PipelineError
@@ -137,9 +140,23 @@ def refresh_all(force: bool = True) -> None:
         widget.refresh(force)
 
 
+_quiet = threading.local()
+
+
+@contextmanager
+def no_progress_bar() -> Iterator[None]:
+    """Runs started inside this block show no progress bar (e.g. the widget shows progress itself)."""
+    before = getattr(_quiet, "on", False)
+    _quiet.on = True
+    try:
+        yield
+    finally:
+        _quiet.on = before
+
+
 def _on_run_event(run: Run, event: str) -> None:
     """Tracker observer: progress bar for the outermost run, and live views."""
-    if SHOW_PROGRESS and in_kernel() and run.total > 0:
+    if SHOW_PROGRESS and run.total > 0 and not getattr(_quiet, "on", False) and in_kernel():
         _update_progress(run, event)
     refresh_all(force=event in ("start", "step_fail", "finish"))
 

@@ -15,7 +15,7 @@ from job_orchestra import ExecutionPlan, PipelineError, Step
 
 from . import actions, live, runs
 from .graph_svg import inline_svg, render_svg, why_no_svg
-from .plan_html import render_plan
+from .plan_html import progress_html, render_plan
 
 __all__ = ["PipelineWidget"]
 
@@ -81,6 +81,9 @@ class PipelineWidget(widgets.VBox):
             self._say(f"The pipeline cannot be planned: {exc}", error=True)
             return
         statuses = runs.statuses(plan)
+        run = runs.TRACKER.current()
+        if run is not None and run.head == plan.graph.head and not run.finished:
+            self.status.value = progress_html(run)
         key = live.state_key("widget", plan, statuses)
         if key == self._key and not force:
             return
@@ -106,20 +109,22 @@ class PipelineWidget(widgets.VBox):
         """Run the pipeline; show the result (or the error) in the output area. Returns the result.
 
         Errors are shown, not raised (this is what the button calls); they are kept in ``self.error``.
+        The panel itself shows the progress, so no separate progress bar is displayed.
         """
-        from IPython.display import display
-
-        self.output.clear_output()
+        self.output.outputs = ()
         self.result, self.error = None, None
         self._say(f"Running {self.head} \u2026")
-        with self.output:
+        with live.no_progress_bar():
             try:
                 self.result = self.head.materialize(callbacks=runs.TRACKER)
             except Exception as exc:
                 self.error = exc
-                self._show_error(exc)
-            else:
-                display(self.result)
+        # Written into the Output widget's state directly (not through display messages), so a notebook
+        # run headlessly keeps them in the widget and nothing leaks into the cell's own outputs.
+        if self.error is None:
+            self.output.append_display_data(self.result)
+        else:
+            self.output.append_stderr("".join(traceback.format_exception(self.error)))
         self.refresh(force=True)
         if self.error is None:
             self._say(f"Materialized {self.head}.")
@@ -128,15 +133,6 @@ class PipelineWidget(widgets.VBox):
             where = f" in step {', '.join(failed)}" if failed else ""
             self._say(f"Failed{where}: {type(self.error).__name__}: {self.error}", error=True)
         return self.result
-
-    def _show_error(self, exc: BaseException) -> None:
-        from IPython import get_ipython
-
-        shell = get_ipython()
-        if shell is not None:
-            shell.showtraceback((type(exc), exc, exc.__traceback__))
-        else:
-            print("".join(traceback.format_exception(exc)))
 
     def invalidate(self, names: Any) -> list[str]:
         """Drop the results of ``names`` and of the steps after them; returns the names dropped."""
