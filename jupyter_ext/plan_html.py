@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from .runs import Run, last_duration, last_failure
 from .summary import describe_entry, format_seconds
-from .theme import RUN_STATE, SCHEDULE, Badge, availability_badge, badge_html, legend_html
+from .theme import FONT, RUN_STATE, SCHEDULE, Badge, availability_badge, badge_html, legend_html
 
 if TYPE_CHECKING:
     from job_orchestra import ExecutionPlan, PlanRow
@@ -78,7 +78,7 @@ def progress_html(run: Run) -> str:
     else:
         state = "done"
     return (
-        f'<div class="jo-progress" style="margin:2px 0">materialize({html.escape(run.head)}): '
+        f'<div class="jo-progress" style="margin:2px 0;{FONT}">materialize({html.escape(run.head)}): '
         f"{run.done}/{run.total} steps, {state}, {elapsed}</div>"
     )
 
@@ -119,7 +119,7 @@ def render_plan(plan: ExecutionPlan, statuses: dict[str, str] | None = None, *, 
         f"materialize(){extra}</span></div>"
     )
     return (
-        '<div class="jo-plan" style="font-size:13px;line-height:1.45">'
+        f'<div class="jo-plan" style="font-size:13px;line-height:1.45;{FONT}">'
         + title
         + '<table class="jo-plan-table" style="border-collapse:collapse;margin:0">'
         + f"<thead><tr>{header}</tr></thead><tbody>{''.join(body)}</tbody></table>"

@@ -127,12 +127,16 @@ class RunTracker(Callback):
 
     def finish(self, plan: ExecutionPlan, error: BaseException | None) -> None:
         stack = self._stack()
-        run = stack.pop() if stack else Run(plan, total=len(plan.to_run))
+        run = stack[-1] if stack else Run(plan, total=len(plan.to_run))
         with _lock:
-            for name in run.running:  # a step interrupted without a step_fail event
+            for name in list(run.running):  # a step interrupted without a step_fail event
                 self._stop(run, name)
         run.error, run.finished, run.ended = error, True, time.perf_counter()
-        self._notify(run, "finish")
+        try:
+            self._notify(run, "finish")  # observers still see the run as current() while it ends
+        finally:
+            if stack:
+                stack.pop()
 
     def current(self) -> Run | None:
         """The innermost run in progress in this thread, if any."""

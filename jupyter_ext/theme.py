@@ -13,9 +13,11 @@ from dataclasses import dataclass
 
 from job_orchestra.drawing import NODE_STYLES
 
-__all__ = ["AVAILABILITY", "RUN_STATE", "SCHEDULE", "Badge", "availability_badge", "badge_html", "legend_html"]
+__all__ = ["AVAILABILITY", "FONT", "RUN_STATE", "SCHEDULE", "Badge", "availability_badge", "badge_html", "legend_html"]
 
 TEXT = "#1b1b1b"  # dark text on every fill
+#: The notebook's UI font where there is one (JupyterLab, VS Code), a system sans-serif elsewhere.
+FONT = "font-family:var(--jp-ui-font-family,system-ui,-apple-system,'Segoe UI',Helvetica,Arial,sans-serif)"
 
 
 @dataclass(frozen=True)

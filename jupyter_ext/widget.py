@@ -16,6 +16,7 @@ from job_orchestra import ExecutionPlan, PipelineError, Step
 from . import actions, live, runs
 from .graph_svg import inline_svg, render_svg, why_no_svg
 from .plan_html import progress_html, render_plan
+from .theme import FONT
 
 __all__ = ["PipelineWidget"]
 
@@ -82,7 +83,7 @@ class PipelineWidget(widgets.VBox):
             return
         statuses = runs.statuses(plan)
         run = runs.TRACKER.current()
-        if run is not None and run.head == plan.graph.head and not run.finished:
+        if run is not None and run.plan.head is self.head and run.total:
             self.status.value = progress_html(run)
         key = live.state_key("widget", plan, statuses)
         if key == self._key and not force:
@@ -98,11 +99,13 @@ class PipelineWidget(widgets.VBox):
             keep = tuple(n for n in self.steps_select.value if n in names)
             self.steps_select.options = names
             self.steps_select.value = keep
-        self.title.value = f"<b>Pipeline {html.escape(plan.graph.head)}</b> \u00b7 {len(plan)} steps"
+        self.title.value = (
+            f'<div style="{FONT}"><b>Pipeline {html.escape(plan.graph.head)}</b> \u00b7 {len(plan)} steps</div>'
+        )
 
     def _say(self, text: str, error: bool = False) -> None:
         icon = "\u26a0 " if error else ""
-        self.status.value = f'<span class="jo-status">{icon}{html.escape(text)}</span>'
+        self.status.value = f'<span class="jo-status" style="{FONT}">{icon}{html.escape(text)}</span>'
 
     # -- actions --------------------------------------------------------------------------------------
     def materialize(self) -> Any:

@@ -111,3 +111,17 @@ def test_the_widget_follows_changes_made_elsewhere(pipeline):
 def test_widget_needs_a_step():
     with pytest.raises(TypeError, match="head Step"):
         PipelineWidget("Report")
+
+
+def test_a_run_started_elsewhere_shows_its_progress_in_the_panel(pipeline):
+    from jupyter_ext import live
+    from jupyter_ext.runs import TRACKER
+
+    _, head = pipeline
+    panel = PipelineWidget(head)
+    twin = Report(Clean(Load()))  # another pipeline with the same head name: not this panel's business
+    twin.materialize(callbacks=TRACKER)
+    assert "materialize(" not in panel.status.value
+    live.attach_observer()
+    head.materialize(callbacks=TRACKER)
+    assert "materialize(Report): 3/3 steps, done" in panel.status.value
