@@ -145,6 +145,7 @@ class PipelineWidget(widgets.VBox):
             return []
         dropped = actions.invalidate(self.head, names)
         self.refresh(force=True)
+        live.refresh_all(force=True)  # other views of this pipeline, shown in earlier cells
         if dropped:
             self._say(f"Dropped the results of {', '.join(dropped)}: they run on the next materialize.")
         else:
