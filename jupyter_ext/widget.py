@@ -48,10 +48,17 @@ class PipelineWidget(widgets.VBox):
         )
         self.steps_select = widgets.SelectMultiple(options=[], rows=4, layout=widgets.Layout(width="220px"))
         self.invalidate_button = widgets.Button(
-            description="Invalidate selected", icon="eraser", tooltip="Drop these results and those after them"
+            description="Invalidate selected",
+            icon="eraser",
+            tooltip="Drop these results and those after them",
+            layout=widgets.Layout(width="220px"),
         )
-        self.path_text = widgets.Text(placeholder="snapshot directory, e.g. snapshots/run-1")
-        self.store_button = widgets.Button(description="Store snapshot", icon="save")
+        self.path_text = widgets.Text(
+            placeholder="snapshot directory, e.g. snapshots/run-1", layout=widgets.Layout(width="300px")
+        )
+        self.store_button = widgets.Button(
+            description="Store snapshot", icon="save", layout=widgets.Layout(width="180px")
+        )
         self.status = widgets.HTML()
         self.output = widgets.Output(layout=widgets.Layout(max_height="320px", overflow="auto"))
         self.materialize_button.on_click(lambda _: self.materialize())
