@@ -54,9 +54,19 @@ def plan_bundle(plan: ExecutionPlan) -> dict[str, str]:
     return render("plan", plan)
 
 
+def is_customized(graph: DependencyGraph) -> bool:
+    """True when ``graph`` is not the plain drawing of its plan (its DOT was changed, or statuses given)."""
+    return graph.source != DependencyGraph.of(graph.plan.head, plan=graph.plan).source
+
+
 def graph_bundle(graph: DependencyGraph) -> dict[str, str]:
-    """Bundle of a dependency graph: SVG with a legend, or text plus a hint when it cannot be drawn."""
-    return render("graph", graph.plan)
+    """Bundle of a dependency graph: SVG with a legend, or text plus a hint when it cannot be drawn.
+
+    A graph changed by the user (``graph.attr(rankdir="TB")``, statuses, extra nodes) is drawn as it is.
+    """
+    if not is_customized(graph):
+        return render("graph", graph.plan)
+    return graph._repr_mimebundle_()
 
 
 def step_bundle(step: Step) -> dict[str, str]:
@@ -91,7 +101,11 @@ def show(obj: Any, live: bool = True) -> Any:
 
     kind, plan = resolve(obj)
     statuses = runs.statuses(plan)
-    bundle = render(kind, plan, statuses)
+    if kind == "graph" and is_customized(obj):
+        live = False  # redrawing would lose the user's changes
+        bundle = graph_bundle(obj)
+    else:
+        bundle = render(kind, plan, statuses)
     if live and live_views.in_kernel():
         live_views.activate()
         handle = display(bundle, raw=True, display_id=True)

@@ -102,7 +102,9 @@ class LiveView:
 
 _views: deque[LiveView] = deque(maxlen=MAX_VIEWS)
 _widgets: weakref.WeakSet[Any] = weakref.WeakSet()
-_last_refresh = 0.0
+_next_refresh = 0.0
+_refresh_lock = threading.RLock()
+_timer: threading.Timer | None = None
 _progress: dict[int, Any] = {}
 _state = {"active": False, "shell": None}
 
@@ -125,19 +127,37 @@ def views() -> list[LiveView]:
 
 
 def refresh_all(force: bool = True) -> None:
-    """Redraw every live view and widget whose pipeline changed (at most every MIN_INTERVAL unless force)."""
-    global _last_refresh
+    """Redraw every live view and widget whose pipeline changed.
+
+    Unforced calls (one per step event) are throttled: at most one refresh per :data:`MIN_INTERVAL`, or
+    per four times the last refresh's cost for huge pipelines, plus one trailing refresh (from a timer)
+    so that the last state, e.g. a long step just started, is always shown.
+    """
+    global _next_refresh
     now = time.monotonic()
-    if not force and now - _last_refresh < MIN_INTERVAL:
+    if not force and now < _next_refresh:
+        _schedule_trailing_refresh(_next_refresh - now)
         return
-    _last_refresh = now
-    for view in list(_views):
-        if not view.alive:
-            _views.remove(view)
-            continue
-        view.refresh(force)
-    for widget in list(_widgets):
-        widget.refresh(force)
+    with _refresh_lock:
+        for view in list(_views):
+            if not view.alive:
+                _views.remove(view)
+                continue
+            view.refresh(force)
+        for widget in list(_widgets):
+            widget.refresh(force)
+        spent = time.monotonic() - now
+        _next_refresh = now + max(MIN_INTERVAL, 4 * spent)
+
+
+def _schedule_trailing_refresh(delay: float) -> None:
+    global _timer
+    with _refresh_lock:
+        if _timer is not None and _timer.is_alive():
+            return
+        _timer = threading.Timer(delay, refresh_all)
+        _timer.daemon = True
+        _timer.start()
 
 
 _quiet = threading.local()
@@ -156,29 +176,27 @@ def no_progress_bar() -> Iterator[None]:
 
 def _on_run_event(run: Run, event: str) -> None:
     """Tracker observer: progress bar for the outermost run, and live views."""
-    if SHOW_PROGRESS and run.total > 0 and not getattr(_quiet, "on", False) and in_kernel():
-        _update_progress(run, event)
+    if event == "start":
+        nested = len(runs.TRACKER._stack()) > 1  # the outer run's bar is enough
+        if SHOW_PROGRESS and run.total > 0 and not nested and not getattr(_quiet, "on", False) and in_kernel():
+            _start_progress(run)
+    else:
+        bar = _progress.get(id(run))
+        if bar is not None:
+            if event == "finish":
+                del _progress[id(run)]
+            bar.update(run, force=event in ("step_fail", "finish"))
     refresh_all(force=event in ("start", "step_fail", "finish"))
 
 
-def _update_progress(run: Run, event: str) -> None:
+def _start_progress(run: Run) -> None:
     from IPython.display import display
 
     from .progress import RunProgress
 
-    if event == "start":
-        if runs.TRACKER.current() is not run or len(runs.TRACKER._stack()) > 1:
-            return  # nested runs: the outer bar is enough
-        bar = RunProgress(run)
-        _progress[id(run)] = bar
-        display(bar)
-        return
-    bar = _progress.get(id(run))
-    if bar is None:
-        return
-    if event == "finish":
-        del _progress[id(run)]
-    bar.update(run, force=event in ("step_fail", "finish"))
+    bar = RunProgress(run)
+    _progress[id(run)] = bar
+    display(bar)
 
 
 def _after_cell(result: Any = None) -> None:

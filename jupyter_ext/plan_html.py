@@ -88,7 +88,7 @@ def render_plan(plan: ExecutionPlan, statuses: dict[str, str] | None = None, *, 
     statuses = statuses or {}
     rows = list(plan.rows)
     show_class = any(r.step_class != r.name for r in rows)
-    heads = ["#", "Result", "Run", "Step"] + (["Class"] if show_class else []) + ["Last run", "Cached value"]
+    heads = ["#", "Result", "Schedule", "Step"] + (["Class"] if show_class else []) + ["Last run", "Cached value"]
     header = "".join(f'<th style="{_CELL};font-weight:600">{h}</th>' for h in heads)
     if len(rows) > max_rows:
         half = max_rows // 2

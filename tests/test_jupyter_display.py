@@ -211,3 +211,13 @@ def test_the_core_does_not_import_ipython_or_the_display_layer():
 def test_show_refuses_other_objects_with_a_hint():
     with pytest.raises(TypeError, match="execution_plan"):
         display.show(42)
+
+
+def test_a_customized_graph_is_drawn_as_the_user_changed_it():
+    graph = pasta().dependency_graph()
+    assert not display.is_customized(graph)
+    graph.attr(rankdir="TB")
+    assert display.is_customized(graph)
+    svg = display.graph_bundle(graph)["image/svg+xml"]
+    assert "runs on materialize()" not in svg  # no legend added: the user's drawing as it is
+    assert 'id="step&#45;Salt"' in svg

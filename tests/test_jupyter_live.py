@@ -43,7 +43,7 @@ def tracked(monkeypatch):
     monkeypatch.setattr(live, "MIN_INTERVAL", 0.0)
     live.attach_observer()
     yield
-    live._views.clear()
+    live.deactivate()
 
 
 def test_a_live_plan_follows_a_run_and_later_changes(tracked):
@@ -135,3 +135,26 @@ def test_in_a_kernel_displays_keep_the_final_state_and_materialize_shows_progres
     (result,) = [o for o in run_cell.outputs if o["output_type"] == "execute_result"]
     assert result["data"]["text/plain"] == "21"
     assert last_cell.outputs[0]["data"]["text/plain"] == "['Then']"
+
+
+def test_a_throttled_refresh_is_followed_by_a_trailing_one(monkeypatch):
+    """A step that starts right after another one is still shown running, even though events are throttled."""
+    import time
+
+    monkeypatch.setattr(live, "MIN_INTERVAL", 0.2)
+    ctx = Context()
+    head = Then(First(ctx=ctx), ctx=ctx)
+    handle = Handle()
+    plan = ExecutionPlan.of(head)
+    live.register_view("plan", plan, handle, runs.statuses(plan))
+    try:
+        live.refresh_all(force=True)  # starts the throttling window
+        ctx["First"] = 1
+        live.refresh_all(force=False)  # inside the window: deferred, not dropped
+        deadline = time.monotonic() + 10
+        while not handle.updates and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert handle.updates, "the deferred refresh never came"
+        assert handle.updates[-1]["text/plain"].splitlines()[1] == " [*] ( ) First"
+    finally:
+        live.deactivate()

@@ -33,6 +33,7 @@ def shell():
     result = ip.run_cell(PIPELINE)
     assert result.success
     yield ip
+    ip.run_line_magic("unload_ext", "jupyter_ext")  # stops live views: later tests see no global callback
     ip.reset(new_session=False)
 
 

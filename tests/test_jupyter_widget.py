@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from job_orchestra import Context, Step
-from jupyter_ext import PipelineWidget
+from jupyter_ext import PipelineWidget, live
 
 
 class Load(Step):
@@ -28,6 +28,12 @@ class Report(Step):
         if Report.fail:
             raise RuntimeError("report template missing")
         return f"{len(rows)} rows"
+
+
+@pytest.fixture(autouse=True)
+def _stop_live_views():
+    yield
+    live.deactivate()  # a widget starts live views; later tests should not see its global callback
 
 
 @pytest.fixture
@@ -99,8 +105,6 @@ def test_store_snapshot_writes_the_context_with_the_pipeline(pipeline, tmp_path)
 
 
 def test_the_widget_follows_changes_made_elsewhere(pipeline):
-    from jupyter_ext import live
-
     _, head = pipeline
     panel = PipelineWidget(head)
     head.materialize()
@@ -114,7 +118,6 @@ def test_widget_needs_a_step():
 
 
 def test_a_run_started_elsewhere_shows_its_progress_in_the_panel(pipeline):
-    from jupyter_ext import live
     from jupyter_ext.runs import TRACKER
 
     _, head = pipeline
