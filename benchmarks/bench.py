@@ -90,7 +90,7 @@ def diamond_ladder_runs(levels: int) -> int:
 def core(quick: bool = False) -> None:
     sizes = (1_000, 10_000) if quick else (10_000, 100_000)
     repeat = 3
-    print("== chain of N trivial steps: seconds, and microseconds per step (best of %d) ==" % repeat)
+    print(f"== chain of N trivial steps: seconds, and microseconds per step (best of {repeat}) ==")
     print(f"{'N':>8} {'build':>9} {'plan':>9} {'materialize':>12} {'total':>9} {'us/step':>8} {'bare us/call':>13}")
     per_step = {}
     for n in sizes:
