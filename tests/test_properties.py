@@ -93,7 +93,7 @@ def reference(spec):
 
     legacy = list(dict.fromkeys(x for x in listing(head) if x != head))
     legacy.reverse()
-    return cached, scheduled, value(head), legacy + [head]
+    return cached, scheduled, value(head), [*legacy, head]
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

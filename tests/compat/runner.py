@@ -1,7 +1,8 @@
 """Build and run one pipeline from a JSON spec with whichever job-orchestra is importable.
 
 Used by tests/test_compat_1_1.py to run the same pipelines with 1.1.4 and with this version. Only the 1.1
-API is used here. Reads a JSON list of specs on stdin; prints for each: plans before/after, the result, and the Contexts' contents.
+API is used here. Reads a JSON list of specs on stdin; prints, for each, the plans before and after,
+the results and the Contexts' contents.
 """
 
 import contextlib
@@ -35,7 +36,7 @@ def one(spec):
     for c in contexts:
         c.pop("context_meta", None)
     steps = []
-    for i, node in enumerate(spec["nodes"]):
+    for _i, node in enumerate(spec["nodes"]):
         ctx = contexts[node["ctx"]] if node["ctx"] is not None else None
         if ctx is not None and node["prefilled"]:
             ctx[node["name"]] = ["cached", node["name"]]
