@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from .graph import PipelineGraph, collect
+from .graph import PipelineGraph, collect, gc_paused
 
 if TYPE_CHECKING:
     from .step import Step
@@ -45,8 +44,7 @@ LEGEND = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class PlanRow:
+class PlanRow(NamedTuple):
     """One step of a plan: its name, class, availability and schedule."""
 
     name: str
@@ -73,6 +71,29 @@ def availability(step: Step, name: str) -> Availability:
     return Availability.AVAILABLE if name in ctx else Availability.MISSING
 
 
+def _rows(graph: PipelineGraph) -> list[PlanRow]:
+    steps, deps = graph.steps, graph.deps
+    available, missing, no_context = Availability.AVAILABLE, Availability.MISSING, Availability.NO_CONTEXT
+    avail = {}
+    for name, step in steps.items():
+        ctx = step.ctx
+        avail[name] = no_context if ctx is None else (available if name in ctx else missing)
+    # (>) : not cached, and reached from the head through steps that are not cached.
+    needed = {graph.head}
+    for name in reversed(steps):  # consumers come before their dependencies
+        if name in needed and avail[name] is not available:
+            needed.update(deps[name])
+    run, skip = Schedule.RUN, Schedule.SKIP
+    rows = [
+        PlanRow(name, type(step).__name__, a, run if name in needed and a is not available else skip)
+        for name, step in steps.items()
+        for a in (avail[name],)
+    ]
+    last = rows[-1]  # the head comes last
+    rows[-1] = PlanRow(last.name, last.step_class, last.availability, Schedule.HEAD)
+    return rows
+
+
 class ExecutionPlan:
     """The plan of a head step: ``str(plan)`` is job-orchestra 1.1's text; iterate for :class:`PlanRow`."""
 
@@ -88,25 +109,8 @@ class ExecutionPlan:
 
     @classmethod
     def from_graph(cls, head: Step, graph: PipelineGraph) -> ExecutionPlan:
-        steps, deps = graph.steps, graph.deps
-        avail = {name: availability(step, name) for name, step in steps.items()}
-        # (>) : not cached, and reached from the head through steps that are not cached.
-        needed = {graph.head}
-        for name in reversed(steps):  # consumers come before their dependencies
-            if name in needed and avail[name] is not Availability.AVAILABLE:
-                needed.update(deps[name])
-        rows = []
-        available = Availability.AVAILABLE
-        for name, step in steps.items():
-            a = avail[name]
-            if name == graph.head:
-                sched = Schedule.HEAD
-            elif name in needed and a is not available:
-                sched = Schedule.RUN
-            else:
-                sched = Schedule.SKIP
-            rows.append(PlanRow(name, type(step).__name__, a, sched))
-        return cls(head, graph, rows)
+        with gc_paused():
+            return cls(head, graph, _rows(graph))
 
     def refresh(self) -> ExecutionPlan:
         """The plan of the same head as it stands now (after a run, or a change to a Context)."""
