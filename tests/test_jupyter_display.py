@@ -190,13 +190,18 @@ def test_in_ipython_a_plan_is_displayed_once_as_html():
     from IPython.utils.capture import capture_output
 
     shell = InteractiveShell.instance()
-    shell.user_ns["head"] = pasta()
-    with capture_output() as captured:
-        shell.run_cell("head.execution_plan()")
+    try:
+        shell.user_ns["head"] = pasta()
+        with capture_output() as captured:
+            shell.run_cell("head.execution_plan()")
+    finally:  # later tests must not think they run inside IPython (a singleton, and it sets sys.ps1)
+        InteractiveShell.clear_instance()
+        for name in ("ps1", "ps2"):
+            if hasattr(sys, name):
+                delattr(sys, name)
     assert len(captured.outputs) == 1
     assert "jo-plan-table" in captured.outputs[0].data["text/html"]
     assert "Execution plan." not in captured.stdout  # not printed as well (the prompt may be)
-    shell.reset(new_session=False)
 
 
 def test_the_core_does_not_import_ipython_or_the_display_layer():

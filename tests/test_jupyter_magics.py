@@ -25,16 +25,24 @@ bread = Bake(Dough(ctx=ctx), ctx=ctx)
 """
 
 
+def forget_shell(prompts=("ps1", "ps2")):
+    """Later tests must not think they run inside IPython (the shell is a singleton and sets sys.ps1)."""
+    InteractiveShell.clear_instance()
+    for name in prompts:
+        if hasattr(sys, name):
+            delattr(sys, name)
+
+
 @pytest.fixture
 def shell():
     ip = InteractiveShell.instance()
-    ip.reset(new_session=False)  # the shell is a process-wide singleton: start from an empty namespace
     ip.run_line_magic("load_ext", "jupyter_ext")
     result = ip.run_cell(PIPELINE)
     assert result.success
     yield ip
     ip.run_line_magic("unload_ext", "jupyter_ext")  # stops live views: later tests see no global callback
     ip.reset(new_session=False)
+    forget_shell()
 
 
 def magic(ip, line):
