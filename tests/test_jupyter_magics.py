@@ -129,3 +129,26 @@ def test_save_then_load_in_a_fresh_process_keeps_names_links_and_results(shell, 
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["Loaded 2 objects: bread, ctx", "baked dough", " [*] ( ) Dough"]
+
+
+def test_save_in_one_kernel_and_load_in_a_fresh_kernel(tmp_path):
+    """The real thing: two Jupyter kernels; the second has never seen the notebook's classes."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    target = tmp_path / "session.dill"
+    first = PIPELINE + f"bread.materialize()\n%load_ext jupyter_ext\n%orchestra save {target}"
+    second = f"""%load_ext jupyter_ext
+%orchestra load {target}
+result = %orchestra run bread
+print('Bake' in globals(), type(bread).__name__, bread.ctx is ctx, result)
+print(bread.execution_plan(show=False))"""
+    outputs = []
+    for source in (first, second):
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)])
+        NotebookClient(nb, timeout=120, kernel_name="python3").execute(stderr=subprocess.DEVNULL)
+        outputs.append("".join(o.get("text", "") for o in nb.cells[0].outputs))
+    assert outputs[0] == "Saved 2 objects: bread, ctx\n"
+    lines = outputs[1].splitlines()
+    assert lines[:2] == ["Loaded 2 objects: bread, ctx", "False Bake True baked dough"]
+    assert lines[3:5] == [" [*] ( ) Dough", " [*] (H) Bake"]
