@@ -106,6 +106,7 @@ class PipelineWidget(widgets.VBox):
             keep = tuple(n for n in self.steps_select.value if n in names)
             self.steps_select.options = names
             self.steps_select.value = keep
+            self.steps_select.rows = max(2, min(len(names), 8))
         self.title.value = (
             f'<div style="{FONT}"><b>Pipeline {html.escape(plan.graph.head)}</b> \u00b7 {len(plan)} steps</div>'
         )
