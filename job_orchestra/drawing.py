@@ -26,7 +26,7 @@ NODE_STYLES: dict[str, dict[str, str]] = {
     "head": {"fillcolor": "#f6c177", "color": "#8a5a00", "penwidth": "2.5", "shape": "doubleoctagon"},
     "scheduled": {"fillcolor": "#9ccfff", "color": "#1f5f99", "penwidth": "1.5"},
     "cached": {"fillcolor": "#a6e3a1", "color": "#2f7a2a", "penwidth": "1.5"},
-    "skipped": {"fillcolor": "#e4e4e4", "color": "#7a7a7a", "style": "rounded,filled,dashed"},
+    "skipped": {"fillcolor": "#e4e4e4", "color": "#7a7a7a"},
     "running": {"fillcolor": "#ffe08a", "color": "#8a6d00", "penwidth": "3", "style": "rounded,filled,bold"},
     "failed": {"fillcolor": "#f5a3a3", "color": "#9b1c1c", "penwidth": "3", "shape": "octagon"},
 }
@@ -77,6 +77,8 @@ class DependencyGraph(graphviz.Digraph):
                 markers += f" {status}"
             label += f'<BR/><FONT POINT-SIZE="9">{html.escape(markers)}</FONT>'
             attrs = dict(styles.get(status, {}))
+            if row.availability is Availability.NO_CONTEXT:  # no Context: a dashed border
+                attrs["style"] = attrs.get("style", "rounded,filled") + ",dashed"
             graph.node(row.name, label=f"<{label}>", tooltip=f"{row.name}: {status}", id=f"step-{row.name}", **attrs)
         for name, deps in plan.graph.deps.items():
             for d in deps:

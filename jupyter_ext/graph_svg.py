@@ -32,6 +32,7 @@ _LEGEND = (
     ("skipped", "( ) no run needed"),
     ("running", "running"),
     ("failed", "failed"),
+    ("no context", "[x] no context (dashed)"),
 )
 
 
@@ -39,9 +40,12 @@ def legend_label() -> str:
     """A Graphviz HTML-like label: one filled cell per node status, with its marker."""
     cells = []
     for status, words in _LEGEND:
-        style = NODE_STYLES[status]
+        if status == "no context":
+            fill, border, extra = "#ffffff", "#555555", ' STYLE="dashed"'
+        else:
+            fill, border, extra = NODE_STYLES[status]["fillcolor"], NODE_STYLES[status]["color"], ""
         cells.append(
-            f'<TD BGCOLOR="{style["fillcolor"]}" COLOR="{style["color"]}">'
+            f'<TD BGCOLOR="{fill}" COLOR="{border}"{extra}>'
             f'<FONT COLOR="{TEXT}" POINT-SIZE="9">{html.escape(words)}</FONT></TD>'
         )
     return (

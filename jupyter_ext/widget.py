@@ -133,7 +133,7 @@ class PipelineWidget(widgets.VBox):
         # Written into the Output widget's state directly (not through display messages), so a notebook
         # run headlessly keeps them in the widget and nothing leaks into the cell's own outputs.
         if self.error is None:
-            self.output.append_display_data(self.result)
+            self._show_result(self.result)
         else:
             self.output.append_stderr("".join(traceback.format_exception(self.error)))
         self.refresh(force=True)
@@ -144,6 +144,14 @@ class PipelineWidget(widgets.VBox):
             where = f" in step {', '.join(failed)}" if failed else ""
             self._say(f"Failed{where}: {type(self.error).__name__}: {self.error}", error=True)
         return self.result
+
+    def _show_result(self, result: Any) -> None:
+        from IPython import get_ipython
+
+        if get_ipython() is None:  # formatting rich output would create an IPython shell: plain repr instead
+            self.output.append_stdout(f"{result!r}\n")
+        else:
+            self.output.append_display_data(result)
 
     def invalidate(self, names: Any) -> list[str]:
         """Drop the results of ``names`` and of the steps after them; returns the names dropped."""

@@ -50,6 +50,7 @@ def test_materialize_button_runs_and_the_panel_updates(pipeline):
     assert panel.steps_select.options == ("Load", "Clean", "Report")
     panel.materialize_button.click()
     assert panel.result == "5 rows" and panel.error is None
+    assert [o["text"] for o in panel.output.outputs] == ["'5 rows'\n"]
     assert "0 to run on materialize()" in panel.plan_view.value
     assert "Materialized Report" in panel.status.value
     assert set(ctx) >= {"Load", "Clean", "Report"}
@@ -61,6 +62,9 @@ def test_a_failure_is_shown_and_the_step_highlighted(pipeline):
     panel = PipelineWidget(head)
     panel.materialize_button.click()
     assert isinstance(panel.error, RuntimeError)
+    (shown,) = panel.output.outputs
+    assert shown["name"] == "stderr" and "RuntimeError: report template missing" in shown["text"]
+    assert "step 'Report' (Report) failed" in shown["text"]  # the core's note names the step
     assert "Failed in step Report" in panel.status.value and "report template missing" in panel.status.value
     assert "[ ] (H) failed" in panel.graph_view.value
     assert "failed: Report" in panel.plan_view.value
