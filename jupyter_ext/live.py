@@ -29,13 +29,25 @@ if TYPE_CHECKING:
     from .display import Kind
     from .runs import Run
 
-__all__ = ["MAX_VIEWS", "activate", "deactivate", "in_kernel", "refresh_all", "register_view", "register_widget"]
+__all__ = [
+    "MAX_VIEWS",
+    "MIN_INTERVAL",
+    "SHOW_PROGRESS",
+    "activate",
+    "attach_observer",
+    "deactivate",
+    "in_kernel",
+    "no_progress_bar",
+    "refresh_all",
+    "register_view",
+    "register_widget",
+]
 
 #: Only the most recent live views are kept; older ones stay as they were last drawn.
 MAX_VIEWS = 200
 #: Seconds between two refreshes of the live views while steps run.
 MIN_INTERVAL = 0.25
-#: Show a progress bar for each ``materialize()`` run in a notebook.
+#: Show a progress bar for each ``materialize()`` run in a notebook (set it to False to turn them off).
 SHOW_PROGRESS = True
 
 
@@ -106,7 +118,7 @@ _next_refresh = 0.0
 _refresh_lock = threading.RLock()
 _timer: threading.Timer | None = None
 _progress: dict[int, Any] = {}
-_state = {"active": False, "shell": None}
+_state: dict[str, Any] = {"shell": None}
 
 
 def register_view(kind: Kind, plan: ExecutionPlan, handle: Any, statuses: dict[str, str]) -> LiveView:
@@ -224,17 +236,13 @@ def activate(shell: Any = None) -> bool:
         shell = get_ipython()
     if shell is None:
         return False
-    if _on_run_event not in runs.TRACKER.observers:
-        runs.TRACKER.observers.append(_on_run_event)
-    runs.TRACKER.register()
     if _state["shell"] is not shell:
-        if _state["shell"] is not None:
+        if _state["shell"] is not None:  # a new shell in the same process (tests): move the hook
             deactivate()
-            runs.TRACKER.observers.append(_on_run_event)
-            runs.TRACKER.register()
         shell.events.register("post_run_cell", _after_cell)
         _state["shell"] = shell
-    _state["active"] = True
+    attach_observer()
+    runs.TRACKER.register()
     return True
 
 
@@ -250,7 +258,7 @@ def deactivate() -> None:
     if _on_run_event in runs.TRACKER.observers:
         runs.TRACKER.observers.remove(_on_run_event)
     _views.clear()
-    _state.update(active=False, shell=None)
+    _state["shell"] = None
 
 
 def attach_observer() -> None:
