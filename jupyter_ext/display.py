@@ -88,12 +88,12 @@ def resolve(obj: Any) -> tuple[Kind, ExecutionPlan]:
     )
 
 
-def show(obj: Any, live: bool = True) -> Any:
+def show(obj: Any, live: bool = True) -> None:
     """Display a step, plan or graph; ``live=True`` keeps it updated as the pipeline runs or changes.
 
     Live views update in place (IPython ``display_id``) while steps run and after every cell. Use
     ``live=False`` to keep a picture of this moment, e.g. the state before a run in a tutorial.
-    Returns the display handle of a live view, else None.
+    Returns None, so ``show(...)`` as a cell's last line adds nothing after the picture.
     """
     from IPython.display import display
 
@@ -110,9 +110,8 @@ def show(obj: Any, live: bool = True) -> Any:
         live_views.activate()
         handle = display(bundle, raw=True, display_id=True)
         live_views.register_view(kind, plan, handle, statuses)
-        return handle
-    display(bundle, raw=True)
-    return None
+    else:
+        display(bundle, raw=True)
 
 
 def ipython_display(obj: Any) -> None:
