@@ -158,3 +158,12 @@ def test_a_throttled_refresh_is_followed_by_a_trailing_one(monkeypatch):
         assert handle.updates[-1]["text/plain"].splitlines()[1] == " [*] ( ) First"
     finally:
         live.deactivate()
+
+
+def test_a_first_materialize_in_a_kernel_shows_progress_without_any_set_up(tmp_path):
+    """Nothing displayed, nothing imported but the core: materialize() still brings the progress bar."""
+    source = "from job_orchestra import Step\nclass A(Step):\n    def run(self):\n        return 1\nA().materialize()"
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)])
+    NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    kinds = [(o["output_type"], o.get("data", {}).get("text/plain")) for o in nb.cells[0].outputs]
+    assert kinds == [("display_data", "<job-orchestra progress of materialize(A)>"), ("execute_result", "1")]
