@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from .runs import Run
 
 __all__ = [
+    "COST_FACTOR",
     "MAX_VIEWS",
     "MIN_INTERVAL",
     "SHOW_PROGRESS",
@@ -47,6 +48,8 @@ __all__ = [
 MAX_VIEWS = 200
 #: Seconds between two refreshes of the live views while steps run.
 MIN_INTERVAL = 0.25
+#: After a refresh that took t seconds, the next unforced one waits at least COST_FACTOR * t (huge pipelines).
+COST_FACTOR = 4
 #: Show a progress bar for each ``materialize()`` run in a notebook (set it to False to turn them off).
 SHOW_PROGRESS = True
 
@@ -142,7 +145,7 @@ def refresh_all(force: bool = True) -> None:
     """Redraw every live view and widget whose pipeline changed.
 
     Unforced calls (one per step event) are throttled: at most one refresh per :data:`MIN_INTERVAL`, or
-    per four times the last refresh's cost for huge pipelines, plus one trailing refresh (from a timer)
+    per :data:`COST_FACTOR` times the last refresh's cost for huge pipelines, plus one trailing refresh (from a timer)
     so that the last state, e.g. a long step just started, is always shown.
     """
     global _next_refresh
@@ -159,7 +162,7 @@ def refresh_all(force: bool = True) -> None:
         for widget in list(_widgets):
             widget.refresh(force)
         spent = time.monotonic() - now
-        _next_refresh = now + max(MIN_INTERVAL, 4 * spent)
+        _next_refresh = now + max(MIN_INTERVAL, COST_FACTOR * spent)
 
 
 def _schedule_trailing_refresh(delay: float) -> None:
