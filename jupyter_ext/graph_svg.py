@@ -34,12 +34,16 @@ _LEGEND = (
     ("failed", "failed"),
     ("no context", "[x] no context (dashed)"),
 )
+# Words for statuses the core may add to NODE_STYLES later (a status without words shows its name).
+_EXTRA_WORDS = {"stale": "[~] stale"}
 
 
 def legend_label() -> str:
     """A Graphviz HTML-like label: one filled cell per node status, with its marker."""
     cells = []
-    for status, words in _LEGEND:
+    known = {status for status, _ in _LEGEND}
+    extra = [(status, _EXTRA_WORDS.get(status, status)) for status in NODE_STYLES if status not in known]
+    for status, words in (*_LEGEND[:4], *extra, *_LEGEND[4:]):
         if status == "no context":
             fill, border, extra = "#ffffff", "#555555", ' STYLE="dashed"'
         else:

@@ -226,3 +226,13 @@ def test_a_customized_graph_is_drawn_as_the_user_changed_it():
     svg = display.graph_bundle(graph)["image/svg+xml"]
     assert "runs on materialize()" not in svg  # no legend added: the user's drawing as it is
     assert 'id="step&#45;Salt"' in svg
+
+
+def test_the_graph_legend_follows_the_node_styles_of_the_core(monkeypatch):
+    from job_orchestra import drawing
+
+    monkeypatch.setitem(drawing.NODE_STYLES, "stale", {"fillcolor": "#f9d29d", "color": "#8a5a00"})
+    monkeypatch.setitem(drawing.NODE_STYLES, "queued", {"fillcolor": "#eeeeee", "color": "#777777"})
+    label = graph_svg.legend_label()
+    assert "[~] stale" in label and ">queued<" in label
+    assert label.index("no run needed") < label.index("[~] stale") < label.index("running")
