@@ -2,23 +2,58 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from .graph import PipelineGraph, collect
 
 if TYPE_CHECKING:
     from .step import Step
 
-__all__ = ["LEGEND", "Availability", "ExecutionPlan", "PlanRow", "Schedule"]
+__all__ = ["LEGEND", "STALE_POLICIES", "Availability", "ExecutionPlan", "PlanRow", "Schedule", "StalePolicy"]
+
+StalePolicy = Literal["rerun", "use"]
+STALE_POLICIES: tuple[str, ...] = ("rerun", "use")
+"""``stale="rerun"`` (the default): a cached result whose fingerprint no longer matches is stale and runs
+again, with its dependents. ``stale="use"``: whatever is cached is used, as job-orchestra 1.1 did."""
+
+_stale_override: contextvars.ContextVar[str | None] = contextvars.ContextVar("job_orchestra_stale", default=None)
+
+
+def check_stale_policy(stale: object) -> str:
+    """Validate a ``stale=`` argument; None means the current default ("rerun" unless overridden)."""
+    if stale is None:
+        return _stale_override.get() or "rerun"
+    if stale not in STALE_POLICIES:
+        raise ValueError(
+            f"stale= takes 'rerun' (run stale results again, the default) or 'use' (use whatever is cached, "
+            f"as job-orchestra 1.1 did), got {stale!r}."
+        )
+    return stale  # type: ignore[return-value]
+
+
+@contextlib.contextmanager
+def stale_policy(stale: StalePolicy | None) -> Iterator[str]:
+    """Within the block, plans built without an explicit ``stale=`` use ``stale`` (how
+    ``Step.materialize(stale=...)`` reaches the scheduler's plan)."""
+    policy = check_stale_policy(stale)
+    token = _stale_override.set(policy)
+    try:
+        yield policy
+    finally:
+        _stale_override.reset(token)
 
 
 class Availability(StrEnum):
     """Whether a step's result is in its Context (the first marker of a plan row)."""
 
     AVAILABLE = "[*]"
+    STALE = "[~]"
+    """The Context holds a result computed from other code, parameters or inputs: it will run again."""
     MISSING = "[ ]"
     NO_CONTEXT = "[x]"
 
@@ -43,6 +78,8 @@ LEGEND = (
     "Execution plan. Result availability: [*] available - [ ] n/a - [x] no context. "
     "Scheduled execution: (H) head - (>) scheduled run on materialize - ( ) no run required."
 )
+LEGEND_WITH_STALE = LEGEND.replace("[*] available", "[*] available - [~] stale")
+"""The legend of a plan that has a stale row (a plan without one prints exactly 1.1's text)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +90,8 @@ class PlanRow:
     step_class: str
     availability: Availability
     schedule: Schedule
+    reason: str | None = None
+    """Why a stale row is stale: "code", "parameters" or "upstream step X changed" (None otherwise)."""
 
     @property
     def runs(self) -> bool:
@@ -74,29 +113,55 @@ def availability(step: Step, name: str) -> Availability:
 
 
 class ExecutionPlan:
-    """The plan of a head step: ``str(plan)`` is job-orchestra 1.1's text; iterate for :class:`PlanRow`."""
+    """The plan of a head step: ``str(plan)`` is job-orchestra 1.1's text; iterate for :class:`PlanRow`.
 
-    def __init__(self, head: Step, graph: PipelineGraph, rows: list[PlanRow]) -> None:
+    A cached result whose fingerprint (see :mod:`job_orchestra.fingerprint`) no longer matches the step's
+    code, parameters or inputs is *stale* (``[~]``, with a ``reason``): it is not available, so it runs
+    again with its dependents. Build the plan with ``stale="use"`` to use whatever is cached, as 1.1 did.
+    """
+
+    def __init__(
+        self,
+        head: Step,
+        graph: PipelineGraph,
+        rows: list[PlanRow],
+        fingerprints: dict[str, str] | None = None,
+        stale: str = "rerun",
+    ) -> None:
         self.head = head
         self.graph = graph
         self.rows = rows
+        self.stale = stale
+        self._fingerprints = fingerprints or {}
 
     @classmethod
-    def of(cls, head: Step) -> ExecutionPlan:
+    def of(cls, head: Step, *, stale: StalePolicy | None = None) -> ExecutionPlan:
         """Collect and validate the graph of ``head`` and compute each row."""
-        return cls.from_graph(head, collect(head))
+        return cls.from_graph(head, collect(head), stale=stale)
 
     @classmethod
-    def from_graph(cls, head: Step, graph: PipelineGraph) -> ExecutionPlan:
+    def from_graph(cls, head: Step, graph: PipelineGraph, *, stale: StalePolicy | None = None) -> ExecutionPlan:
+        """The plan of an already collected graph. ``stale``: "rerun" (default) or "use" (1.1 behaviour)."""
+        policy = check_stale_policy(stale)
         steps, deps = graph.steps, graph.deps
-        avail = {name: availability(step, name) for name, step in steps.items()}
-        # (>) : not cached, and reached from the head through steps that are not cached.
+        avail: dict[str, Availability] = {}
+        has_ctx = False
+        for name, step in steps.items():
+            ctx = step.ctx
+            if ctx is None:
+                avail[name] = Availability.NO_CONTEXT
+            else:
+                has_ctx = True
+                avail[name] = Availability.AVAILABLE if name in ctx else Availability.MISSING
+        reasons: dict[str, str] = {}
+        fingerprints = _fingerprint_pass(graph, avail, reasons, policy) if has_ctx else None
+        # (>) : not available, and reached from the head through steps that are not available.
+        available = Availability.AVAILABLE
         needed = {graph.head}
         for name in reversed(steps):  # consumers come before their dependencies
-            if name in needed and avail[name] is not Availability.AVAILABLE:
+            if name in needed and avail[name] is not available:
                 needed.update(deps[name])
         rows = []
-        available = Availability.AVAILABLE
         for name, step in steps.items():
             a = avail[name]
             if name == graph.head:
@@ -105,16 +170,22 @@ class ExecutionPlan:
                 sched = Schedule.RUN
             else:
                 sched = Schedule.SKIP
-            rows.append(PlanRow(name, type(step).__name__, a, sched))
-        return cls(head, graph, rows)
+            rows.append(PlanRow(name, type(step).__name__, a, sched, reasons.get(name)))
+        return cls(head, graph, rows, fingerprints, policy)
 
     def refresh(self) -> ExecutionPlan:
         """The plan of the same head as it stands now (after a run, or a change to a Context)."""
-        return type(self).of(self.head)
+        return type(self).of(self.head, stale=self.stale)  # type: ignore[arg-type]
 
     def fingerprint(self, name: str) -> str | None:
-        """The fingerprint recorded with ``name``'s result when it runs (None: not tracked)."""
-        return None
+        """The fingerprint to record with ``name``'s result when it runs now (None when no step of the
+        pipeline has a Context, since nothing is recorded then)."""
+        return self._fingerprints.get(name)
+
+    @property
+    def stale_rows(self) -> list[PlanRow]:
+        """The rows whose cached result is stale, in execution order."""
+        return [row for row in self.rows if row.availability is Availability.STALE]
 
     @property
     def to_run(self) -> list[str]:
@@ -136,10 +207,71 @@ class ExecutionPlan:
         raise KeyError(f"no step named {name_or_index!r} in the plan of {self.graph.head!r}")
 
     def __str__(self) -> str:
-        return LEGEND + "\n" + "\n".join(map(str, self.rows)) + "\n"
+        stale = Availability.STALE
+        legend = LEGEND_WITH_STALE if any(row.availability is stale for row in self.rows) else LEGEND
+        return legend + "\n" + "\n".join(map(str, self.rows)) + "\n"
 
     def __repr__(self) -> str:
         return str(self)
 
     def _repr_pretty_(self, printer, cycle: bool) -> None:  # IPython's plain-text form
         printer.text(str(self).rstrip("\n"))
+
+
+def _fingerprint_pass(
+    graph: PipelineGraph, avail: dict[str, Availability], reasons: dict[str, str], policy: str
+) -> dict[str, str]:
+    """Fingerprint every step in execution order; mark stale results in ``avail`` and say why in ``reasons``.
+
+    Dependents hash the fingerprint of the value they will actually receive: the recorded one for a result
+    used from a Context, a stand-in for a value put in by hand, the new one for a step that runs.
+    """
+    from .fingerprint import FingerprintPass, given_fingerprint, stale_reason, total_of
+
+    fp_pass = FingerprintPass()
+    steps, deps = graph.steps, graph.deps
+    fingerprints: dict[str, str] = {}
+    effective: dict[str, str] = {}  # name -> total of the value its dependents receive
+    rerun = policy == "rerun"
+    available = Availability.AVAILABLE
+    for name, step in steps.items():
+        inputs = [effective[d] for d in deps[name]]
+        total, fingerprint = fp_pass.step(step, inputs)
+        fingerprints[name] = fingerprint
+        if avail[name] is available:
+            recorded = step.ctx.fingerprint(name)  # type: ignore[union-attr]
+            if recorded is None:
+                effective[name] = given_fingerprint(name)
+                continue
+            if recorded == fingerprint:
+                effective[name] = total
+                continue
+            if not rerun:
+                effective[name] = total_of(recorded)
+                continue
+            avail[name] = Availability.STALE
+            kind, index = stale_reason(recorded, fingerprint, list(deps[name]), inputs)
+            if kind != "upstream":
+                reasons[name] = kind
+            else:
+                reasons[name] = _upstream_reason(name, index, deps, avail, reasons)
+        effective[name] = total
+    return fingerprints
+
+
+def _upstream_reason(
+    name: str, index: int | None, deps: dict[str, tuple[str, ...]], avail: dict[str, Availability], reasons: dict
+) -> str:
+    """ "upstream step X changed", X being the step where the change started when the plan can tell."""
+    candidates = deps[name] if index is None else (deps[name][index],)
+    if index is None:  # prefer an input that is itself stale, then one that will be computed afresh
+        ordered = [d for d in candidates if avail[d] is Availability.STALE]
+        ordered += [d for d in candidates if avail[d] is not Availability.AVAILABLE]
+        candidates = tuple(ordered) or candidates
+    if not candidates:
+        return "upstream steps changed"
+    changed = candidates[0]
+    upstream = reasons.get(changed)
+    if upstream and upstream.startswith("upstream step "):
+        return upstream  # name the root of the change, not every step on the way
+    return f"upstream step {changed} changed"
