@@ -77,7 +77,13 @@ def collect(head: Step) -> PipelineGraph:
     stack = [head]
     while stack:
         step = stack.pop()
-        deps = step.dependencies
+        try:
+            deps = step.dependencies
+        except AttributeError:
+            raise InvalidStepError(
+                f"A {type(step).__name__} step has no .dependencies: its __init__ does not call "
+                "super().__init__(depends_on=..., ctx=..., name_alias=...). Add that call."
+            ) from None
         if type(deps) is not list:
             deps = _dependencies_as_list(step)
         dep_lists[id(step)] = deps

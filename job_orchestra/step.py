@@ -29,12 +29,22 @@ def _as_dependency_list(owner: str, depends_on: object) -> list[Step]:
     if isinstance(depends_on, (list, tuple)):
         deps = list(depends_on)
         for i, dep in enumerate(deps):
+            if isinstance(dep, type) and issubclass(dep, Step):
+                raise InvalidStepError(
+                    f"{owner}: depends_on[{i}] is the class {dep.__name__}, not a step: create the step first, "
+                    f"e.g. {dep.__name__}()."
+                )
             if not isinstance(dep, Step):
                 raise InvalidStepError(
                     f"{owner}: depends_on[{i}] is {dep!r} ({type(dep).__name__}), not a Step. depends_on= "
                     "takes one Step or a list of Steps; wrap plain data with Step.from_data(...)."
                 )
         return deps
+    if isinstance(depends_on, type) and issubclass(depends_on, Step):
+        raise InvalidStepError(
+            f"{owner}: depends_on= got the class {depends_on.__name__}, not a step: create the step first, "
+            f"e.g. depends_on={depends_on.__name__}()."
+        )
     raise InvalidStepError(
         f"{owner}: depends_on= takes one Step or a list of Steps, got {type(depends_on).__name__} ({depends_on!r})."
     )
