@@ -323,6 +323,7 @@ _IGNORED_CLASS_ATTRS = frozenset(
         "__parameters__",
         "__abstractmethods__",
         "_abc_impl",
+        "__slotnames__",  # added by copyreg when an instance is first pickled
     }
 )
 _SIMPLE_CONSTANTS = (type(None), bool, int, float, complex, str, bytes)
@@ -542,9 +543,9 @@ def params_digest(step: Step) -> str:
     return h.hexdigest()[:16]
 
 
-def given_fingerprint(name: str) -> str:
-    """The stand-in fingerprint of a value put into a Context by hand (it has none of its own)."""
-    return _digest(b"given|" + name.encode("utf-8", "surrogatepass"))
+def given_fingerprint(token: str) -> str:
+    """The stand-in fingerprint of a value put into a Context by hand, from the hash of its content."""
+    return _digest(b"given|" + token.encode("utf-8", "surrogatepass"))
 
 
 _SHOW_INPUTS = 16  # per-input digests are kept in the fingerprint for steps with up to this many inputs

@@ -183,9 +183,29 @@ def load_legacy(cls: type[Context], root: Path) -> Context:
             kinds = sorted({f.kind for f in _files(value)})
             description = "1.1 entry: " + ", ".join(_KINDS[k] for k in kinds)
             dict.__setitem__(ctx, key, LazyEntry(_Resolver(value), description))
+            ctx._given[key] = _token(root, value)  # so a plan need not read the files
         else:
             dict.__setitem__(ctx, key, value)
     return ctx
+
+
+def _token(root: Path, value: Any) -> str:
+    """A content hash of a file-backed 1.1 entry that does not read its files: their names and sizes
+    (a copied snapshot keeps them)."""
+    from .fingerprint import hash_value
+
+    def describe(v: Any) -> Any:
+        if isinstance(v, _LegacyFile):
+            try:
+                file = v.file()
+                return ("file", v.kind, file.name, file.stat().st_size)
+            except (SnapshotError, OSError):
+                return ("file", v.kind, repr(v.path))
+        if isinstance(v, dict):
+            return {k: describe(x) for k, x in v.items()}
+        return v
+
+    return "legacy:" + hash_value(describe(value))
 
 
 def _files(value: Any) -> list[_LegacyFile]:

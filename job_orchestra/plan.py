@@ -239,9 +239,10 @@ def _fingerprint_pass(
         total, fingerprint = fp_pass.step(step, inputs)
         fingerprints[name] = fingerprint
         if avail[name] is available:
-            recorded = step.ctx.fingerprint(name)  # type: ignore[union-attr]
-            if recorded is None:
-                effective[name] = given_fingerprint(name)
+            ctx = step.ctx
+            recorded = ctx.fingerprint(name)  # type: ignore[union-attr]
+            if recorded is None:  # put in by hand: it stands for itself, dependents hash its content
+                effective[name] = given_fingerprint(ctx._value_token(name))  # type: ignore[union-attr]
                 continue
             if recorded == fingerprint:
                 effective[name] = total

@@ -229,6 +229,8 @@ def store(
                 type=f"{type(value).__module__}.{type(value).__qualname__}",
                 fingerprint=ctx.fingerprint(k),
             )
+            if record["fingerprint"] is None:  # a value put in by hand: keep the hash of its content
+                record["given"] = ctx._value_token(k)
             entries.append(record)
         manifest: dict[str, Any] = {
             "format": FORMAT,
@@ -416,6 +418,8 @@ def load(cls: type[Context], path: str | os.PathLike[str], *, key: bytes | str |
         dict.__setitem__(ctx, k, LazyEntry(loader, f"{record.get('type', '?')}, {record.get('size', '?')} bytes"))
         if isinstance(record.get("fingerprint"), str):
             ctx._fingerprints[k] = record["fingerprint"]
+        elif isinstance(record.get("given"), str):
+            ctx._given[k] = record["given"]
     if manifest.get("pipeline"):
         loader = _EntryLoader(root, manifest["pipeline"], "the stored pipeline", context=ctx)
         object.__setattr__(ctx, "_pipeline", LazyEntry(loader, "pipeline"))
