@@ -91,7 +91,7 @@ def test_a_missing_file_names_its_entry_and_file(legacy):
     (root / "matrix_-_np.ndarray.npy").unlink()
     ctx = Context.load(root)
     with pytest.raises(SnapshotError, match=r"the file 'matrix_-_np\.ndarray\.npy' of the entry 'matrix'.*missing"):
-        ctx.matrix
+        _ = ctx.matrix
     assert ctx.series.name == "values"  # the rest still loads
 
 
@@ -99,7 +99,7 @@ def test_a_damaged_file_names_its_entry(legacy):
     root = legacy("arrays")
     (root / "frame_-_pd.DataFrame.parquet").write_bytes(b"PAR1 truncated")
     with pytest.raises(SnapshotError, match=r"the entry 'frame' cannot be read from 'frame_-_pd\.DataFrame\.parquet'"):
-        Context.load(root).frame
+        _ = Context.load(root).frame
 
 
 def test_a_damaged_master_record(legacy):

@@ -56,7 +56,7 @@ def test_a_damaged_entry_names_its_key_and_file(tmp_path, damage):
     assert "'big'" in message and str(file) in message and "damaged" in message
     assert loaded["small"] == {"a": 1} and loaded.text == "hello"  # the other entries still load
     with pytest.raises(SnapshotError):  # and asking again fails the same way (nothing half-loaded)
-        loaded.big
+        _ = loaded.big
 
 
 def test_a_missing_entry_file_names_its_key_and_file(tmp_path):
@@ -95,7 +95,7 @@ def test_manifest_damage_and_foreign_directories(tmp_path):
     with pytest.raises(SnapshotError, match="is not a job-orchestra snapshot manifest"):
         Context.load(snap)
     (snap / MANIFEST).write_text(json.dumps({"format": "job-orchestra-snapshot", "format_version": 1, "entries": 3}))
-    with pytest.raises(SnapshotError, match="entries of manifest.json are damaged"):
+    with pytest.raises(SnapshotError, match=r"entries of manifest\.json are damaged"):
         Context.load(snap)
 
 
@@ -116,7 +116,7 @@ def test_paths_that_are_not_snapshots(tmp_path):
         Context.load(tmp_path / "empty")
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "data.csv").write_text("a,b\n")
-    with pytest.raises(SnapshotError, match="has no manifest.json"):
+    with pytest.raises(SnapshotError, match=r"has no manifest\.json"):
         Context.load(tmp_path / "other")
     (tmp_path / "file.txt").write_text("x")
     with pytest.raises(SnapshotError, match="is a file, not a snapshot"):
@@ -186,7 +186,7 @@ def test_signature_covers_the_pipeline(tmp_path):
     (tmp_path / "s" / "pipeline.dill").write_bytes(b"\x80\x05N.")  # a valid pickle of None
     loaded = Context.load(tmp_path / "s", key="k")
     with pytest.raises(SnapshotError, match="the stored pipeline is damaged"):
-        loaded.pipeline
+        _ = loaded.pipeline
 
 
 @pytest.mark.parametrize(("key", "error"), [(123, TypeError), (b"", ValueError), ("", ValueError)])
