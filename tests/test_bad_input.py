@@ -105,7 +105,8 @@ def test_07_no_run_method():
 
 
 def test_08_run_arity_does_not_match_dependencies():
-    with pytest.raises(InvalidStepError, match=r"Step 'Pair' \(Pair\) has 1 dependencies \(Load\) but its run\(\) takes 2"):
+    wanted = r"Step 'Pair' \(Pair\) has 1 dependencies \(Load\) but its run\(\) takes 2"
+    with pytest.raises(InvalidStepError, match=wanted):
         Pair(depends_on=Load()).materialize()
     with pytest.raises(InvalidStepError, match=r"Step 'Mean' \(Mean\) has 2 dependencies \(Load, other\)"):
         Mean(depends_on=[Load(), Load(name_alias="other")]).materialize()
@@ -263,7 +264,8 @@ def test_catalogue_is_documented():
     doc = os.path.join(os.path.dirname(__file__), os.pardir, "docs", "errors.md")
     with open(doc, encoding="utf-8") as f:
         text = f.read()
-    numbers = sorted({name[5:7] for name in dir(sys.modules[__name__]) if name.startswith("test_") and name[5:7].isdigit()})
+    tests = [name for name in dir(sys.modules[__name__]) if name.startswith("test_")]
+    numbers = sorted({name[5:7] for name in tests if name[5:7].isdigit()})
     assert len(numbers) >= 15
     for number in numbers:
         assert f"({number})" in text, f"docs/errors.md has no entry ({number})"
