@@ -56,7 +56,7 @@ except ImportError:  # pragma: no cover - xxhash is a declared dependency
 
     _ALGORITHM = "blake2b"
 
-PARAMETER_EXCLUDE = frozenset({"dependencies", "ctx", "name_alias"})
+PARAMETER_EXCLUDE = frozenset({"dependencies", "ctx", "name_alias", "_jo_parameters"})
 """Step attributes that are not parameters: the 1.1 constructor arguments."""
 
 _SALT = f"{_ALGORITHM}|{sys.implementation.cache_tag}|".encode()
@@ -513,16 +513,27 @@ _NO_PARAMS = "0" * 16
 _warned: set[tuple[str, str]] = set()
 
 
+_PARAM_KEYS = "_jo_parameters"
+
+
 def params_digest(step: Step) -> str:
-    """The hash of a step's parameters: its attributes other than ``dependencies``, ``ctx``, ``name_alias``."""
+    """The hash of a step's parameters: its attributes other than ``dependencies``, ``ctx``, ``name_alias``.
+
+    The names of the parameters are those the step has when it is first fingerprinted (after ``__init__``,
+    before it ever runs); they are kept on the step (and in pickles of it), so attributes a ``run()`` sets
+    on ``self`` do not make its own result stale.
+    """
     attrs = step.__dict__
-    for key in attrs:
-        if key not in PARAMETER_EXCLUDE:
-            break
-    else:
+    keys = attrs.get(_PARAM_KEYS)
+    if keys is None:
+        keys = attrs[_PARAM_KEYS] = tuple(sorted(k for k in attrs if k not in PARAMETER_EXCLUDE))
+    if not keys:
         return _NO_PARAMS
     h = _new_hasher()
-    for key in sorted(k for k in attrs if k not in PARAMETER_EXCLUDE):
+    for key in keys:
+        if key not in attrs:
+            h.update(b"deleted\x00" + key.encode())
+            continue
 
         def warn(value: object, error: BaseException, key: str = key) -> None:
             where = (type(step).__qualname__, key)

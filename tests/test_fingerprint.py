@@ -231,3 +231,23 @@ def test_inputs_count_in_depends_on_order():
 
 def test_no_context_no_fingerprints():
     assert set(fingerprints(Scaled(1, depends_on=Scaled(2, name_alias="x"))).values()) == {None}
+
+
+class Fits(Step):
+    def __init__(self, alpha, ctx=None):
+        super().__init__(ctx=ctx)
+        self.alpha = alpha
+
+    def run(self):
+        self.fitted_ = self.alpha * 2  # state kept on self by run(), sklearn style
+        return self.fitted_
+
+
+def test_attributes_set_by_run_are_not_parameters():
+    ctx = Context()
+    step = Fits(1.5, ctx=ctx)
+    assert step.materialize() == 3.0
+    assert step.execution_plan(show=False).to_run == []  # fitted_ does not make the result stale
+    step.alpha = 2.0  # a real parameter changed on the object
+    assert step.execution_plan(show=False)["Fits"].reason == "parameters"
+    assert step.materialize() == 4.0

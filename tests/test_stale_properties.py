@@ -145,7 +145,7 @@ def build(model: Model, contexts: list[Context]) -> list:
     return steps
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenarios())
 @example(  # a value put in by hand, used, then replaced by another: its dependents are stale
     ([[], [0]], [0, 0], [0, 0], [0, 0], [("hand", 0, 3), ("materialize", 1), ("hand", 0, 4), ("materialize", 1)])
