@@ -144,33 +144,36 @@ class ExecutionPlan:
         """The plan of an already collected graph. ``stale``: "rerun" (default) or "use" (1.1 behaviour)."""
         policy = check_stale_policy(stale)
         steps, deps = graph.steps, graph.deps
+        available, missing, no_context = Availability.AVAILABLE, Availability.MISSING, Availability.NO_CONTEXT
         avail: dict[str, Availability] = {}
         has_ctx = False
         for name, step in steps.items():
             ctx = step.ctx
             if ctx is None:
-                avail[name] = Availability.NO_CONTEXT
+                avail[name] = no_context
             else:
                 has_ctx = True
-                avail[name] = Availability.AVAILABLE if name in ctx else Availability.MISSING
+                avail[name] = available if name in ctx else missing
         reasons: dict[str, str] = {}
         fingerprints = _fingerprint_pass(graph, avail, reasons, policy) if has_ctx else None
         # (>) : not available, and reached from the head through steps that are not available.
-        available = Availability.AVAILABLE
         needed = {graph.head}
         for name in reversed(steps):  # consumers come before their dependencies
             if name in needed and avail[name] is not available:
                 needed.update(deps[name])
         rows = []
+        head_name = graph.head
+        run, skip = Schedule.RUN, Schedule.SKIP
+        get_reason = reasons.get
         for name, step in steps.items():
             a = avail[name]
-            if name == graph.head:
+            if name == head_name:
                 sched = Schedule.HEAD
-            elif name in needed and a is not available:
-                sched = Schedule.RUN
+            elif a is not available and name in needed:
+                sched = run
             else:
-                sched = Schedule.SKIP
-            rows.append(PlanRow(name, type(step).__name__, a, sched, reasons.get(name)))
+                sched = skip
+            rows.append(PlanRow(name, type(step).__name__, a, sched, get_reason(name)))
         return cls(head, graph, rows, fingerprints, policy)
 
     def refresh(self) -> ExecutionPlan:
