@@ -33,7 +33,15 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .step import Step
 
-__all__ = ["PARAMETER_EXCLUDE", "FingerprintPass", "code_digest", "hash_value", "params_digest", "stale_reason"]
+__all__ = [
+    "PARAMETER_EXCLUDE",
+    "FingerprintPass",
+    "code_digest",
+    "hash_value",
+    "param_digests",
+    "params_digest",
+    "stale_reason",
+]
 
 try:  # xxh3 hashes about 30 GB/s here, blake2b under 1.5 GB/s; both are good enough against accidents
     import xxhash
@@ -516,42 +524,72 @@ _warned: set[tuple[str, str]] = set()
 _PARAM_KEYS = "_jo_parameters"
 
 
-def params_digest(step: Step) -> str:
-    """The hash of a step's parameters: its attributes other than ``dependencies``, ``ctx``, ``name_alias``.
+def _warn_unhashable(step: Step, key: str) -> Callable[[object, BaseException], None]:
+    def warn(value: object, error: BaseException) -> None:
+        where = (type(step).__qualname__, key)
+        if where not in _warned:
+            _warned.add(where)
+            warnings.warn(
+                f"job-orchestra: the parameter {key!r} of step {str(step)!r} ({type(value).__name__}) cannot be "
+                f"pickled ({type(error).__name__}: {error}), so its content is not part of the fingerprint: "
+                "the step's cached result counts as stale in every new process. Keep such objects out of the "
+                "step's attributes (create them in run()), or make them picklable.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
 
-    The names of the parameters are those the step has when it is first fingerprinted (after ``__init__``,
-    before it ever runs); they are kept on the step (and in pickles of it), so attributes a ``run()`` sets
-    on ``self`` do not make its own result stale.
+    return warn
+
+
+def param_digests(step: Step) -> dict[str, str]:
+    """The hash of each parameter of a step (empty when it has none), in name order.
+
+    Parameters are the attributes other than ``dependencies``, ``ctx`` and ``name_alias`` that the step has
+    when it is first fingerprinted (after ``__init__``, before it ever runs). Their names are kept on the
+    step (and in pickles of it), so attributes a ``run()`` adds to ``self`` are not parameters.
     """
     attrs = step.__dict__
     keys = attrs.get(_PARAM_KEYS)
     if keys is None:
         keys = attrs[_PARAM_KEYS] = tuple(sorted(k for k in attrs if k not in PARAMETER_EXCLUDE))
-    if not keys:
-        return _NO_PARAMS
-    h = _new_hasher()
+    parts: dict[str, str] = {}
     for key in keys:
         if key not in attrs:
-            h.update(b"deleted\x00" + key.encode())
+            parts[key] = "deleted"
             continue
-
-        def warn(value: object, error: BaseException, key: str = key) -> None:
-            where = (type(step).__qualname__, key)
-            if where not in _warned:
-                _warned.add(where)
-                warnings.warn(
-                    f"job-orchestra: the parameter {key!r} of step {str(step)!r} ({type(value).__name__}) cannot be "
-                    f"pickled ({type(error).__name__}: {error}), so its content is not part of the fingerprint: "
-                    "the step's cached result counts as stale in every new process. Keep such objects out of the "
-                    "step's attributes (create them in run()), or make them picklable.",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
-
-        vh = _ValueHasher(h, warn)
-        vh.tag(key)
+        vh = _ValueHasher(_new_hasher(), _warn_unhashable(step, key))
         vh.add(attrs[key])
-    return h.hexdigest()[:16]
+        parts[key] = vh.h.hexdigest()[:16]
+    return parts
+
+
+def combine_params(parts: dict[str, str]) -> str:
+    """One digest for a step's parameters from :func:`param_digests`."""
+    if not parts:
+        return _NO_PARAMS
+    return _digest("|".join(f"{k}={v}" for k, v in parts.items()).encode("utf-8", "surrogatepass"))[:16]
+
+
+def params_digest(step: Step) -> str:
+    """The hash of a step's parameters (see :func:`param_digests`)."""
+    return combine_params(param_digests(step))
+
+
+def drop_state(step: Step, keys: Iterable[str]) -> None:
+    """Stop counting ``keys`` as parameters of ``step``: its ``run()`` changes them, so they are state."""
+    dropped = set(keys)
+    attrs = step.__dict__
+    attrs[_PARAM_KEYS] = tuple(k for k in attrs.get(_PARAM_KEYS, ()) if k not in dropped)
+    where = (type(step).__qualname__, ",".join(sorted(dropped)))
+    if where not in _warned:
+        _warned.add(where)
+        warnings.warn(
+            f"job-orchestra: step {str(step)!r} changed its attribute(s) {', '.join(map(repr, sorted(dropped)))} "
+            "while it ran, so they are treated as state, not as parameters: changing them no longer makes its "
+            "result stale. Keep parameters unchanged in run(); keep logs and counters outside the step.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
 
 def given_fingerprint(token: str) -> str:
@@ -605,19 +643,28 @@ def stale_reason(recorded: str, current: str, inputs: list[str], input_totals: l
 class FingerprintPass:
     """Computes fingerprints for the steps of one graph in execution order, caching code digests per class."""
 
-    __slots__ = ("code",)
+    __slots__ = ("code", "params")
 
     def __init__(self) -> None:
         self.code: dict[type, str] = {}
+        self.params: dict[str, dict[str, str]] = {}  # per-parameter digests of the steps that have any
 
-    def step(self, step: Step, input_totals: list[str]) -> tuple[str, str]:
+    def step(self, name: str, step: Step, input_totals: list[str]) -> tuple[str, str]:
         """``(total, fingerprint)`` of ``step`` given the totals of its inputs, in ``depends_on`` order."""
         kind = type(step)
         code = self.code.get(kind)
         if code is None:
             code = self.code[kind] = code_digest(kind)
-        params = params_digest(step)
-        if len(input_totals) <= _SHOW_INPUTS:  # the common case, inlined: this runs once per step per plan
+        attrs = step.__dict__
+        keys = attrs.get(_PARAM_KEYS)
+        if keys == ():  # the common case, inlined: this runs once per step per plan
+            params = _NO_PARAMS
+        else:
+            parts = param_digests(step)
+            if parts:
+                self.params[name] = parts
+            params = combine_params(parts)
+        if len(input_totals) <= _SHOW_INPUTS:
             total = _digest(f"{code}|{params}|{'|'.join(input_totals)}".encode())
             return total, f"{total}:{code}:{params}:{'/'.join([t[:8] for t in input_totals])}"
         return make_fingerprint(code, params, input_totals)

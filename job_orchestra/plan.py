@@ -5,11 +5,10 @@ from __future__ import annotations
 import contextlib
 import contextvars
 from collections.abc import Iterator
-from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
-from .graph import PipelineGraph, collect
+from .graph import PipelineGraph, collect, gc_paused
 
 if TYPE_CHECKING:
     from .step import Step
@@ -82,8 +81,7 @@ LEGEND_WITH_STALE = LEGEND.replace("[*] available", "[*] available - [~] stale")
 """The legend of a plan that has a stale row (a plan without one prints exactly 1.1's text)."""
 
 
-@dataclass(frozen=True, slots=True)
-class PlanRow:
+class PlanRow(NamedTuple):
     """One step of a plan: its name, class, availability and schedule."""
 
     name: str
@@ -112,6 +110,46 @@ def availability(step: Step, name: str) -> Availability:
     return Availability.AVAILABLE if name in ctx else Availability.MISSING
 
 
+def _rows(graph: PipelineGraph, policy: str) -> tuple[list[PlanRow], _Fingerprints | None]:
+    steps, deps = graph.steps, graph.deps
+    available, missing, no_context = Availability.AVAILABLE, Availability.MISSING, Availability.NO_CONTEXT
+    avail: dict[str, Availability] = {}
+    has_ctx = False
+    for name, step in steps.items():
+        ctx = step.ctx
+        if ctx is None:
+            avail[name] = no_context
+        else:
+            has_ctx = True
+            avail[name] = available if name in ctx else missing
+    reasons: dict[str, str] = {}
+    fingerprints = _fingerprint_pass(graph, avail, reasons, policy) if has_ctx else None
+    # (>) : not available (missing, stale or no context), and reached from the head through such steps.
+    needed = {graph.head}
+    for name in reversed(steps):  # consumers come before their dependencies
+        if name in needed and avail[name] is not available:
+            needed.update(deps[name])
+    run, skip = Schedule.RUN, Schedule.SKIP
+    if reasons:
+        get_reason = reasons.get
+        rows = [
+            PlanRow(
+                name, type(step).__name__, a, run if name in needed and a is not available else skip, get_reason(name)
+            )
+            for name, step in steps.items()
+            for a in (avail[name],)
+        ]
+    else:
+        rows = [
+            PlanRow(name, type(step).__name__, a, run if name in needed and a is not available else skip)
+            for name, step in steps.items()
+            for a in (avail[name],)
+        ]
+    last = rows[-1]  # the head comes last
+    rows[-1] = last._replace(schedule=Schedule.HEAD)
+    return rows, fingerprints
+
+
 class ExecutionPlan:
     """The plan of a head step: ``str(plan)`` is job-orchestra 1.1's text; iterate for :class:`PlanRow`.
 
@@ -125,14 +163,14 @@ class ExecutionPlan:
         head: Step,
         graph: PipelineGraph,
         rows: list[PlanRow],
-        fingerprints: dict[str, str] | None = None,
+        fingerprints: _Fingerprints | None = None,
         stale: str = "rerun",
     ) -> None:
         self.head = head
         self.graph = graph
         self.rows = rows
         self.stale = stale
-        self._fingerprints = fingerprints or {}
+        self._fp = fingerprints
 
     @classmethod
     def of(cls, head: Step, *, stale: StalePolicy | None = None) -> ExecutionPlan:
@@ -143,47 +181,25 @@ class ExecutionPlan:
     def from_graph(cls, head: Step, graph: PipelineGraph, *, stale: StalePolicy | None = None) -> ExecutionPlan:
         """The plan of an already collected graph. ``stale``: "rerun" (default) or "use" (1.1 behaviour)."""
         policy = check_stale_policy(stale)
-        steps, deps = graph.steps, graph.deps
-        available, missing, no_context = Availability.AVAILABLE, Availability.MISSING, Availability.NO_CONTEXT
-        avail: dict[str, Availability] = {}
-        has_ctx = False
-        for name, step in steps.items():
-            ctx = step.ctx
-            if ctx is None:
-                avail[name] = no_context
-            else:
-                has_ctx = True
-                avail[name] = available if name in ctx else missing
-        reasons: dict[str, str] = {}
-        fingerprints = _fingerprint_pass(graph, avail, reasons, policy) if has_ctx else None
-        # (>) : not available, and reached from the head through steps that are not available.
-        needed = {graph.head}
-        for name in reversed(steps):  # consumers come before their dependencies
-            if name in needed and avail[name] is not available:
-                needed.update(deps[name])
-        rows = []
-        head_name = graph.head
-        run, skip = Schedule.RUN, Schedule.SKIP
-        get_reason = reasons.get
-        for name, step in steps.items():
-            a = avail[name]
-            if name == head_name:
-                sched = Schedule.HEAD
-            elif a is not available and name in needed:
-                sched = run
-            else:
-                sched = skip
-            rows.append(PlanRow(name, type(step).__name__, a, sched, get_reason(name)))
-        return cls(head, graph, rows, fingerprints, policy)
+        with gc_paused():  # the fingerprint pass runs no user code but the pickling of odd parameters
+            rows, fingerprints = _rows(graph, policy)
+            return cls(head, graph, rows, fingerprints, policy)
 
     def refresh(self) -> ExecutionPlan:
         """The plan of the same head as it stands now (after a run, or a change to a Context)."""
         return type(self).of(self.head, stale=self.stale)  # type: ignore[arg-type]
 
     def fingerprint(self, name: str) -> str | None:
-        """The fingerprint to record with ``name``'s result when it runs now (None when no step of the
-        pipeline has a Context, since nothing is recorded then)."""
-        return self._fingerprints.get(name)
+        """The fingerprint to record with ``name``'s result, called when the step has just run (None when no
+        step of the pipeline has a Context, since nothing is recorded then).
+
+        Usually the one computed with the plan. A step whose ``run()`` changed its own attributes gets them
+        treated as state rather than parameters (with a warning), and its dependents follow.
+        """
+        fp = self._fp
+        if fp is None:
+            return None
+        return fp.after_run(name, self.graph)
 
     @property
     def stale_rows(self) -> list[PlanRow]:
@@ -221,17 +237,59 @@ class ExecutionPlan:
         printer.text(str(self).rstrip("\n"))
 
 
+class _Fingerprints:
+    """What a plan knows about fingerprints: one per step, the total each step's dependents hash, and the
+    per-parameter digests of steps with parameters (to tell, after a run, which ones ``run()`` changed)."""
+
+    __slots__ = ("changed", "effective", "fingerprints", "params")
+
+    def __init__(self, fingerprints: dict[str, str], effective: dict[str, str], params: dict) -> None:
+        self.fingerprints = fingerprints
+        self.effective = effective
+        self.params = params
+        self.changed: set[str] = set()
+
+    def after_run(self, name: str, graph: PipelineGraph) -> str | None:
+        fingerprint = self.fingerprints.get(name)
+        if fingerprint is None:
+            return None
+        deps = graph.deps[name]
+        planned = self.params.get(name)
+        changed = self.changed
+        if planned is None and not (changed and any(d in changed for d in deps)):
+            return fingerprint  # the common case: nothing moved since the plan
+        from .fingerprint import _NO_PARAMS, combine_params, drop_state, make_fingerprint, param_digests
+
+        step = graph.steps[name]
+        params = _NO_PARAMS
+        if planned is not None:
+            now = param_digests(step)
+            state = [k for k, digest in now.items() if planned.get(k) != digest]
+            if state:
+                drop_state(step, state)
+                now = {k: v for k, v in now.items() if k not in state}
+            params = combine_params(now)
+        code = fingerprint.split(":")[1]
+        total, new = make_fingerprint(code, params, [self.effective[d] for d in deps])
+        if new != fingerprint:
+            self.fingerprints[name] = new
+            self.effective[name] = total
+            changed.add(name)
+        return new
+
+
 def _fingerprint_pass(
     graph: PipelineGraph, avail: dict[str, Availability], reasons: dict[str, str], policy: str
-) -> dict[str, str]:
+) -> _Fingerprints:
     """Fingerprint every step in execution order; mark stale results in ``avail`` and say why in ``reasons``.
 
     Dependents hash the fingerprint of the value they will actually receive: the recorded one for a result
-    used from a Context, a stand-in for a value put in by hand, the new one for a step that runs.
+    used from a Context, the hash of its content for a value put in by hand, the new one for a step that runs.
     """
     from .fingerprint import FingerprintPass, given_fingerprint, stale_reason, total_of
 
     fp_pass = FingerprintPass()
+    step_fingerprint = fp_pass.step
     steps, deps = graph.steps, graph.deps
     fingerprints: dict[str, str] = {}
     effective: dict[str, str] = {}  # name -> total of the value its dependents receive
@@ -239,7 +297,7 @@ def _fingerprint_pass(
     available = Availability.AVAILABLE
     for name, step in steps.items():
         inputs = [effective[d] for d in deps[name]]
-        total, fingerprint = fp_pass.step(step, inputs)
+        total, fingerprint = step_fingerprint(name, step, inputs)
         fingerprints[name] = fingerprint
         if avail[name] is available:
             ctx = step.ctx
@@ -260,7 +318,7 @@ def _fingerprint_pass(
             else:
                 reasons[name] = _upstream_reason(name, index, deps, avail, reasons)
         effective[name] = total
-    return fingerprints
+    return _Fingerprints(fingerprints, effective, fp_pass.params)
 
 
 def _upstream_reason(

@@ -88,7 +88,7 @@ def test_06_init_without_super_init():
         def run(self):
             return self.factor
 
-    with pytest.raises(InvalidStepError, match=r"A Scale step has no \.dependencies.*super\(\)\.__init__"):
+    with pytest.raises(InvalidStepError, match=r"A Scale step has no \.(dependencies|name_alias).*super\(\)\.__init__"):
         Scale(2).materialize()
     with pytest.raises(InvalidStepError, match="A Scale step"):
         Mean(depends_on=Scale(2)).execution_plan(show=False)

@@ -349,3 +349,31 @@ def test_plans_match_job_orchestra_11_without_code_edits(tmp_path):
             else:  # same rows, ours in a valid execution order
                 assert sorted(our.splitlines()) == sorted(their.splitlines())
     assert compared > 100
+
+
+class Logs(Step):
+    """Keeps a log in a parameter and appends to it in run(): state, not a parameter."""
+
+    def __init__(self, log, depends_on=None, ctx=None, name_alias=None):
+        super().__init__(depends_on=depends_on, ctx=ctx, name_alias=name_alias)
+        self.log = log
+        self.scale = 2
+
+    def run(self, *inputs):
+        self.log.append(str(self))
+        return sum(inputs) + self.scale
+
+
+def test_parameters_a_run_changes_become_state_with_a_warning():
+    ctx, log = Context(), []
+    a = Logs(log, ctx=ctx, name_alias="a")
+    b = Logs(log, depends_on=a, ctx=ctx, name_alias="b")  # the same list, changed by both runs
+    head = Counted(depends_on=b, ctx=ctx, name_alias="c")
+    with pytest.warns(RuntimeWarning, match=r"step 'a' changed its attribute\(s\) 'log' while it ran"):
+        assert head.materialize() == 5
+    plan = head.execution_plan(show=False)
+    assert plan.to_run == [] and not plan.stale_rows  # nothing stale: the log is not a parameter any more
+    assert log == ["a", "b"]
+    b.scale = 3  # a real parameter still counts
+    assert [r.reason for r in head.execution_plan(show=False)] == [None, "parameters", "upstream step b changed"]
+    assert head.materialize() == 6 and log == ["a", "b", "b"]
