@@ -199,7 +199,7 @@ class ExecutionPlan:
         fp = self._fp
         if fp is None:
             return None
-        return fp.after_run(name, self.graph)
+        return fp.fingerprint(name, self.graph)
 
     @property
     def stale_rows(self) -> list[PlanRow]:
@@ -238,26 +238,33 @@ class ExecutionPlan:
 
 
 class _Fingerprints:
-    """What a plan knows about fingerprints: one per step, the total each step's dependents hash, and the
-    per-parameter digests of steps with parameters (to tell, after a run, which ones ``run()`` changed)."""
+    """What a plan knows about fingerprints: for each step ``"<total>:<code>:<parameters>"`` (the inputs part
+    is added when the fingerprint is asked for), the total each step's dependents hash, and the per-parameter
+    digests of steps with parameters (to tell, after a run, which ones ``run()`` changed)."""
 
-    __slots__ = ("changed", "effective", "fingerprints", "params")
+    __slots__ = ("changed", "effective", "heads", "params")
 
-    def __init__(self, fingerprints: dict[str, str], effective: dict[str, str], params: dict) -> None:
-        self.fingerprints = fingerprints
+    def __init__(self, heads: dict[str, str], effective: dict[str, str], params: dict) -> None:
+        self.heads = heads
         self.effective = effective
         self.params = params
         self.changed: set[str] = set()
 
-    def after_run(self, name: str, graph: PipelineGraph) -> str | None:
-        fingerprint = self.fingerprints.get(name)
-        if fingerprint is None:
+    def fingerprint(self, name: str, graph: PipelineGraph) -> str | None:
+        """The fingerprint of ``name`` as things stand (called right after the step ran, to record it)."""
+        head = self.heads.get(name)
+        if head is None:
             return None
         deps = graph.deps[name]
+        effective = self.effective
         planned = self.params.get(name)
         changed = self.changed
         if planned is None and not (changed and any(d in changed for d in deps)):
-            return fingerprint  # the common case: nothing moved since the plan
+            if len(deps) == 1:  # the common case: nothing moved since the plan
+                return f"{head}:{effective[deps[0]][:8]}"
+            from .fingerprint import make_fingerprint
+
+            return make_fingerprint(*head.split(":")[1:], [effective[d] for d in deps])[1]
         from .fingerprint import _NO_PARAMS, combine_params, drop_state, make_fingerprint, param_digests
 
         step = graph.steps[name]
@@ -268,12 +275,13 @@ class _Fingerprints:
             if state:
                 drop_state(step, state)
                 now = {k: v for k, v in now.items() if k not in state}
+                self.params[name] = now
             params = combine_params(now)
-        code = fingerprint.split(":")[1]
-        total, new = make_fingerprint(code, params, [self.effective[d] for d in deps])
-        if new != fingerprint:
-            self.fingerprints[name] = new
-            self.effective[name] = total
+        old_total, code, _ = head.split(":")
+        total, new = make_fingerprint(code, params, [effective[d] for d in deps])
+        if total != old_total:
+            self.heads[name] = f"{total}:{code}:{params}"
+            effective[name] = total
             changed.add(name)
         return new
 
@@ -286,39 +294,64 @@ def _fingerprint_pass(
     Dependents hash the fingerprint of the value they will actually receive: the recorded one for a result
     used from a Context, the hash of its content for a value put in by hand, the new one for a step that runs.
     """
-    from .fingerprint import FingerprintPass, given_fingerprint, stale_reason, total_of
+    from .fingerprint import (
+        PARAMETER_EXCLUDE,
+        FingerprintPass,
+        digest,
+        given_fingerprint,
+        make_fingerprint,
+        stale_reason,
+        total_of,
+    )
 
+    exclude = PARAMETER_EXCLUDE
     fp_pass = FingerprintPass()
     step_fingerprint = fp_pass.step
     steps, deps = graph.steps, graph.deps
-    fingerprints: dict[str, str] = {}
+    heads: dict[str, str] = {}  # name -> "<total>:<code>:<parameters>"
     effective: dict[str, str] = {}  # name -> total of the value its dependents receive
     rerun = policy == "rerun"
     available = Availability.AVAILABLE
+    codes: dict[type, str] = {}
+    no_params = "0" * 16
     for name, step in steps.items():
-        inputs = [effective[d] for d in deps[name]]
-        total, fingerprint = step_fingerprint(name, step, inputs)
-        fingerprints[name] = fingerprint
+        step_deps = deps[name]
+        inputs = [effective[d] for d in step_deps]
+        attrs = step.__dict__
+        code = codes.get(type(step))
+        keys = attrs.get("_jo_parameters")
+        if keys is None:  # first sight of this step: its attributes now are its parameters
+            keys = [k for k in attrs if k not in exclude]
+            keys = attrs["_jo_parameters"] = tuple(sorted(keys)) if keys else ()
+        if code is None or keys:
+            total, fingerprint = step_fingerprint(name, step, inputs)
+            head = fingerprint.rpartition(":")[0]
+            codes.setdefault(type(step), head.split(":")[1])
+        else:  # the common case inlined (no parameters): this runs once per step per plan
+            total = digest(f"{code}|{no_params}|{'|'.join(inputs)}".encode())
+            head = f"{total}:{code}:{no_params}"
+        heads[name] = head
         if avail[name] is available:
             ctx = step.ctx
-            recorded = ctx.fingerprint(name)  # type: ignore[union-attr]
+            recorded = ctx._fingerprints.get(name)  # type: ignore[union-attr]
             if recorded is None:  # put in by hand: it stands for itself, dependents hash its content
                 effective[name] = given_fingerprint(ctx._value_token(name))  # type: ignore[union-attr]
                 continue
-            if recorded == fingerprint:
+            if recorded.startswith(total) and recorded[len(total)] == ":":  # the totals cover everything
                 effective[name] = total
                 continue
             if not rerun:
                 effective[name] = total_of(recorded)
                 continue
             avail[name] = Availability.STALE
-            kind, index = stale_reason(recorded, fingerprint, list(deps[name]), inputs)
+            fingerprint = make_fingerprint(*head.split(":")[1:], inputs)[1]
+            kind, index = stale_reason(recorded, fingerprint, list(step_deps), inputs)
             if kind != "upstream":
                 reasons[name] = kind
             else:
                 reasons[name] = _upstream_reason(name, index, deps, avail, reasons)
         effective[name] = total
-    return _Fingerprints(fingerprints, effective, fp_pass.params)
+    return _Fingerprints(heads, effective, fp_pass.params)
 
 
 def _upstream_reason(
