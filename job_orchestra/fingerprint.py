@@ -20,10 +20,12 @@ matters, and the parts let a plan say *why* a result is stale.
 
 from __future__ import annotations
 
+import enum
 import functools
 import pickle
 import sys
 import sysconfig
+import threading
 import types
 import warnings
 import weakref
@@ -145,11 +147,23 @@ class _ValueHasher:
         from .context import Context
         from .step import Step
 
+        if isinstance(value, enum.Enum):
+            self.tag(f"enum:{type(value).__module__}.{type(value).__qualname__}.{value.name}")
+            self.add(value.value, depth + 1)
+            return
         if isinstance(value, Step):  # a step as a parameter: its identity, not its own parameters
             self.tag(f"step:{value}:{code_digest(type(value))}")
             return
         if isinstance(value, Context):
             self.tag("context")
+            return
+        cls = type(value)
+        state = getattr(value, "__dict__", None)
+        if type(state) is dict and _is_user(cls) and isinstance(cls, type) and not hasattr(cls, "__slots__"):
+            # a plain object of the user's own class: by class code and attributes, so that sets inside
+            # hash the same in every process (its pickle would not)
+            self.tag(f"object:{cls.__module__}.{cls.__qualname__}:{code_digest(cls)}")
+            self.add(state, depth + 1)
             return
         self.add_pickle(value)
 
@@ -334,6 +348,8 @@ _IGNORED_CLASS_ATTRS = frozenset(
         "__abstractmethods__",
         "_abc_impl",
         "__slotnames__",  # added by copyreg when an instance is first pickled
+        "__dataclass_fields__",  # dataclasses: what they hold is in the generated methods and defaults
+        "__dataclass_params__",
     }
 )
 _SIMPLE_CONSTANTS = (type(None), bool, int, float, complex, str, bytes)
@@ -501,13 +517,25 @@ def _is_simple_tuple(obj: object) -> bool:
     return type(obj) is tuple and len(obj) <= 64 and all(isinstance(x, _SIMPLE_CONSTANTS) for x in obj)  # type: ignore[arg-type]
 
 
+_in_progress = threading.local()
+
+
 def code_digest(obj: type | types.FunctionType) -> str:
     """The content hash of a class's methods (or of a function), cached until one of them is replaced."""
     entry = _CODE_CACHE.get(obj)
     if entry is not None and entry.valid():
         return entry.digest
-    walker = _CodeWalker()
-    walker.add(obj)
+    busy: set[int] | None = getattr(_in_progress, "ids", None)
+    if busy is None:
+        busy = _in_progress.ids = set()
+    if id(obj) in busy:  # a class whose attributes are its own instances (an Enum): refer to it by name
+        return f"recursive:{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', '')}"
+    busy.add(id(obj))
+    try:
+        walker = _CodeWalker()
+        walker.add(obj)
+    finally:
+        busy.discard(id(obj))
     entry = _CodeEntry(walker.h.hexdigest()[:16], walker.watch)
     try:
         _CODE_CACHE[obj] = entry

@@ -104,14 +104,27 @@ def test_digest_follows_replaced_methods_and_helpers():
 
 
 SCRIPT = """
-import sys
+import enum, sys
+from dataclasses import dataclass, field
 sys.path.insert(0, {root!r})
 from job_orchestra import Step
 from job_orchestra.fingerprint import code_digest, hash_value
+
+class Color(enum.Enum):
+    RED = 1
+
+@dataclass
+class Config:
+    tags: set = field(default_factory=lambda: {{"x", "y", "z"}})
+    limit: int = 3
+
 class Work(Step):
+    config = Config()
+    color = Color.RED
     def run(self):
         return "x" in {{"a", "b", "c", "x"}}
-print(code_digest(Work), hash_value({{"a", "b", "c"}}), hash_value(frozenset("xyz")))
+
+print(code_digest(Work), hash_value({{"a", "b", "c"}}), hash_value(frozenset("xyz")), hash_value(Config()))
 """
 
 
@@ -124,6 +137,10 @@ def test_digests_are_the_same_in_a_new_process_whatever_the_hash_seed(tmp_path):
         out = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, check=True)
         outputs.add(out.stdout)
     assert len(outputs) == 1
+    edited = dict(os.environ, PYTHONHASHSEED="1")
+    script.write_text(SCRIPT.format(root=os.getcwd()).replace("limit: int = 3", "limit: int = 4"))
+    out = subprocess.run([sys.executable, str(script)], env=edited, capture_output=True, text=True, check=True)
+    assert out.stdout.split()[0] != outputs.pop().split()[0]  # a changed default of a class attribute counts
 
 
 def test_equal_values_hash_equal_and_changes_show():
