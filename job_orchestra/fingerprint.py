@@ -120,12 +120,12 @@ class _ValueHasher:
         self.h.update(text.encode("utf-8", "surrogatepass") + b"\x00")
 
     def add(self, value: object, depth: int = 0) -> None:
+        if depth > _MAX_DEPTH:  # deep or cyclic structures: pickle copes with both
+            self.add_pickle(value)
+            return
         handler = _HANDLERS.get(type(value))
         if handler is not None:
             handler(self, value, depth)
-            return
-        if depth > _MAX_DEPTH:
-            self.add_pickle(value)
             return
         for kind, handler in _FALLBACK_HANDLERS:
             if isinstance(value, kind):
@@ -198,7 +198,10 @@ class _ValueHasher:
             if isinstance(value, pd.RangeIndex):
                 self.tag(f"{value.start}:{value.stop}:{value.step}")
             else:
-                self.h.update(pd.util.hash_pandas_object(value, index=False).to_numpy())
+                try:
+                    self.h.update(pd.util.hash_pandas_object(value, index=False).to_numpy())
+                except TypeError:
+                    self.add(value.tolist(), 1)
         else:
             self.add_pickle(value)
 
@@ -208,7 +211,10 @@ class _ValueHasher:
             self.add_array(col.to_numpy())
         else:
             self.tag(str(dtype))
-            self.h.update(pd.util.hash_pandas_object(col, index=False).to_numpy())
+            try:
+                self.h.update(pd.util.hash_pandas_object(col, index=False).to_numpy())
+            except TypeError:  # unhashable cells (lists, dicts): by structure instead
+                self.add(col.tolist(), 1)
 
     def add_pickle(self, value: object) -> None:
         """Anything else: its pickle (protocol 5, big buffers hashed in place), else dill, else its identity."""
@@ -588,8 +594,13 @@ def param_digests(step: Step) -> dict[str, str]:
         if key not in attrs:
             parts[key] = "deleted"
             continue
-        vh = _ValueHasher(_new_hasher(), _warn_unhashable(step, key))
-        vh.add(attrs[key])
+        warn = _warn_unhashable(step, key)
+        vh = _ValueHasher(_new_hasher(), warn)
+        try:
+            vh.add(attrs[key])
+        except Exception as exc:  # never let hashing break a run: count the value as changed instead
+            warn(attrs[key], exc)
+            vh.tag(f"unhashable:{id(attrs[key])}")
         parts[key] = vh.h.hexdigest()[:16]
     return parts
 
@@ -671,6 +682,22 @@ def stale_reason(recorded: str, current: str, inputs: list[str], input_totals: l
     return "upstream", None
 
 
+def _safe_code_digest(kind: type) -> str:
+    try:
+        return code_digest(kind)
+    except Exception as exc:  # never let hashing break a run: such a class counts as changed in a new process
+        where = (kind.__qualname__, "<code>")
+        if where not in _warned:
+            _warned.add(where)
+            warnings.warn(
+                f"job-orchestra: cannot fingerprint the code of {kind.__qualname__} ({type(exc).__name__}: {exc}); "
+                "its cached results count as stale in every new process. Please report this.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        return _digest(f"unhashable-code:{id(kind)}".encode())[:16]
+
+
 class FingerprintPass:
     """Computes fingerprints for the steps of one graph in execution order, caching code digests per class."""
 
@@ -685,7 +712,7 @@ class FingerprintPass:
         kind = type(step)
         code = self.code.get(kind)
         if code is None:
-            code = self.code[kind] = code_digest(kind)
+            code = self.code[kind] = _safe_code_digest(kind)
         attrs = step.__dict__
         keys = attrs.get(_PARAM_KEYS)
         if keys == ():  # the common case, inlined: this runs once per step per plan

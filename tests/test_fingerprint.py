@@ -268,3 +268,43 @@ def test_attributes_set_by_run_are_not_parameters():
     step.alpha = 2.0  # a real parameter changed on the object
     assert step.execution_plan(show=False)["Fits"].reason == "parameters"
     assert step.materialize() == 4.0
+
+
+def test_awkward_values_hash_without_errors():
+    cyclic: list = []
+    cyclic.append(cyclic)
+    deep: object = 1
+    for _ in range(200):
+        deep = [deep]
+    awkward = [
+        pd.DataFrame({"lists": [[1, 2], [3]], "dicts": [{"a": 1}, {"b": 2}]}),
+        pd.Series(pd.date_range("2020", periods=3, tz="UTC")),
+        pd.Series([1, None], dtype="Int64"),
+        np.zeros(2, dtype=[("a", "i4"), ("b", "f8")]),
+        np.asfortranarray(np.ones((3, 4))),
+        cyclic,
+        deep,
+        {1: "a", (2, 3): "b", None: 1},
+        {1, "a", (1, 2)},
+    ]
+    for value in awkward:
+        assert hash_value(value) == hash_value(value)
+    changed = pd.DataFrame({"lists": [[1, 2], [4]], "dicts": [{"a": 1}, {"b": 2}]})
+    assert hash_value(changed) != hash_value(awkward[0])
+
+
+def test_a_failure_inside_fingerprinting_never_breaks_a_run(monkeypatch):
+    import job_orchestra.fingerprint as fingerprint
+
+    class Odd(Step):
+        def run(self):
+            return 5
+
+    def broken(obj):
+        raise RuntimeError("unexpected")
+
+    monkeypatch.setattr(fingerprint, "code_digest", broken)
+    ctx = Context()
+    with pytest.warns(RuntimeWarning, match="cannot fingerprint the code of .*Odd"):
+        assert Odd(ctx=ctx).materialize() == 5
+    assert Odd(ctx=ctx).materialize() == 5  # the same class in the same process: still fresh
