@@ -308,3 +308,39 @@ def test_a_failure_inside_fingerprinting_never_breaks_a_run(monkeypatch):
     with pytest.warns(RuntimeWarning, match="cannot fingerprint the code of .*Odd"):
         assert Odd(ctx=ctx).materialize() == 5
     assert Odd(ctx=ctx).materialize() == 5  # the same class in the same process: still fresh
+
+
+IPYTHON_SCRIPT = '''
+import sys
+sys.path.insert(0, {root!r})
+from IPython.core.interactiveshell import InteractiveShell
+shell = InteractiveShell.instance()
+CELL = """
+from job_orchestra import Step
+from job_orchestra.fingerprint import code_digest
+class Clean(Step):
+    def run(self, df):
+        return [x for x in df if x is not None]
+"""
+digests = []
+shell.run_cell(CELL)
+digests.append(shell.user_ns["code_digest"](shell.user_ns["Clean"]))
+shell.run_cell("x = 1\\ny = 2")  # other cells in between: the execution count moves on
+shell.run_cell("\\n\\n" + CELL)  # the same cell, run again further down
+digests.append(shell.user_ns["code_digest"](shell.user_ns["Clean"]))
+shell.run_cell(CELL.replace("is not None", "is not None and x > 0"))  # the cell edited
+digests.append(shell.user_ns["code_digest"](shell.user_ns["Clean"]))
+print(" ".join(digests))
+'''
+
+
+def test_ipython_cells_rerun_moved_and_in_a_new_kernel(tmp_path):
+    script = tmp_path / "kernel.py"
+    script.write_text(IPYTHON_SCRIPT.format(root=os.getcwd()))
+    runs = [
+        subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=True).stdout.split()
+        for _ in range(2)
+    ]
+    first, again, edited = runs[0]
+    assert first == again != edited  # re-run and moved: same; edited: different
+    assert runs[1] == runs[0]  # a new kernel: the same digests
