@@ -121,16 +121,17 @@ def scenarios(draw):
         deps.append(chosen)  # the drawn order is the depends_on order
     version = draw(st.lists(st.integers(0, 2), min_size=n, max_size=n))
     param = draw(st.lists(st.integers(0, 3), min_size=n, max_size=n))
-    ctx_of = draw(st.lists(st.sampled_from([None, 0, 1]), min_size=n, max_size=n))
+    ctx_of = draw(st.lists(st.sampled_from([None, 0, 1, 1]), min_size=n, max_size=n))
     node = st.integers(0, n - 1)
     op = st.one_of(
         st.tuples(st.just("materialize"), node),
+        st.tuples(st.just("materialize"), st.just(n - 1)),
         st.tuples(st.just("code"), node, st.integers(0, 2)),
         st.tuples(st.just("param"), node, st.integers(0, 3)),
-        st.tuples(st.just("hand"), node, st.integers(-5, 5)),
+        st.tuples(st.just("hand"), node, st.integers(0, 2)),  # small: equal values come back too
         st.tuples(st.just("invalidate"), node),
     )
-    ops = draw(st.lists(op, min_size=1, max_size=10))
+    ops = draw(st.lists(op, min_size=1, max_size=14))
     ops.append(("materialize", n - 1))
     return deps, version, param, ctx_of, ops
 
