@@ -26,7 +26,7 @@ NODE_STYLES: dict[str, dict[str, str]] = {
     "head": {"fillcolor": "#f6c177", "color": "#8a5a00", "penwidth": "2.5", "shape": "doubleoctagon"},
     "scheduled": {"fillcolor": "#9ccfff", "color": "#1f5f99", "penwidth": "1.5"},
     "cached": {"fillcolor": "#a6e3a1", "color": "#2f7a2a", "penwidth": "1.5"},
-    "stale": {"fillcolor": "#f5d97a", "color": "#8a6d00", "penwidth": "2", "style": "rounded,filled,bold,dashed"},
+    "stale": {"fillcolor": "#f9d29d", "color": "#8a5a00", "penwidth": "2", "style": "rounded,filled,bold,dashed"},
     "skipped": {"fillcolor": "#e4e4e4", "color": "#7a7a7a", "style": "rounded,filled,dashed"},
 }
 
