@@ -134,7 +134,7 @@ class _ValueHasher:
         module = type(value).__module__.partition(".")[0]
         if module == "numpy":
             np = sys.modules["numpy"]
-            if isinstance(value, np.ndarray):
+            if type(value) is np.ndarray:  # subclasses (masked arrays...) carry more: their pickle
                 self.add_array(value)
                 return
             if isinstance(value, np.generic):
@@ -184,7 +184,7 @@ class _ValueHasher:
         np = sys.modules["numpy"]
         if isinstance(value, pd.DataFrame):
             self.tag(f"DataFrame:{value.shape}")
-            self.add(list(map(str, value.columns)))
+            self.add(list(value.columns))
             self.add([str(t) for t in value.dtypes])
             self.add_pandas(value.index)
             for i in range(value.shape[1]):
@@ -449,6 +449,9 @@ class _CodeWalker:
                 self.add(member)
             else:
                 self.tag(f"ref:{member.__module__}.{member.__qualname__}")
+        elif isinstance(getattr(member, "__wrapped__", None), types.FunctionType):
+            self.tag(f"wrapped:{type(member).__module__}.{type(member).__qualname__}")  # lru_cache and friends
+            self.add(member.__wrapped__)  # type: ignore[attr-defined]
         else:
             self.values.add(member)
 

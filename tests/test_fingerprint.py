@@ -58,6 +58,25 @@ def test_rerunning_or_moving_a_cell_keeps_the_code_digest():
     assert digest(BASE.replace("# a comment", "# another comment"), name="c") == first  # comments do not run
 
 
+LRU = """
+import functools
+from job_orchestra import Step
+
+class Work(Step):
+    @functools.lru_cache
+    def helper(self, x):
+        return x * 2
+
+    def run(self):
+        return self.helper(2)
+"""
+
+
+def test_methods_wrapped_by_library_decorators_are_hashed_by_their_code():
+    assert digest(LRU) == digest(LRU, name="again")
+    assert digest(LRU) != digest(LRU.replace("x * 2", "x * 3"))
+
+
 @pytest.mark.parametrize(
     "edit",
     [
@@ -344,3 +363,11 @@ def test_ipython_cells_rerun_moved_and_in_a_new_kernel(tmp_path):
     first, again, edited = runs[0]
     assert first == again != edited  # re-run and moved: same; edited: different
     assert runs[1] == runs[0]  # a new kernel: the same digests
+
+
+def test_masks_and_column_types_count():
+    data = np.arange(4.0)
+    assert hash_value(np.ma.masked_array(data, mask=[0, 1, 0, 0])) != hash_value(
+        np.ma.masked_array(data, mask=[0, 0, 0, 0])
+    )
+    assert hash_value(pd.DataFrame({1: [1]})) != hash_value(pd.DataFrame({"1": [1]}))
