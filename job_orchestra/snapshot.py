@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import errno
+import glob
 import hashlib
 import hmac
 import json
@@ -151,7 +152,7 @@ def _temp_prefix(target: Path) -> str:
 def _remove_abandoned(target: Path, parent: Path) -> None:
     """Remove temporary siblings left by a store() of this target that was killed (its process is gone)."""
     host = platform.node().replace(".", "_")
-    for entry in parent.glob(_temp_prefix(target) + "*"):
+    for entry in parent.glob(glob.escape(_temp_prefix(target)) + "*"):
         parts = entry.name[len(_temp_prefix(target)) :].split(".")
         if len(parts) < 3 or parts[0] != host or not parts[1].isdigit():
             continue
