@@ -167,3 +167,16 @@ def test_a_missing_package_gets_a_clear_message():
 
 def test_fixtures_stay_small():
     assert sum(f.stat().st_size for f in FIXTURES.rglob("*") if f.is_file()) < 100_000
+
+
+def test_hand_written_master_record_kinds(tmp_path):
+    """Kinds 1.1 could write that the fixtures do not show: a CleverDict value, an unknown suffix kept as a key."""
+    import json
+
+    (tmp_path / "master_record.json").write_text(
+        json.dumps({"cd_-_Cleverdict": {"k": 1}, "weird_-_suffix": 2, "a;;b;;c": 3, "a;;d": [1]})
+    )
+    ctx = Context.load(tmp_path)
+    assert isinstance(ctx.cd, AttrDict) and ctx.cd.k == 1
+    assert ctx["weird_-_suffix"] == 2
+    assert ctx.a.b.c == 3 and ctx.a.d == [1]
