@@ -75,6 +75,7 @@ _SALT = f"{_ALGORITHM}|{sys.implementation.cache_tag}|".encode()
 _MAX_DEPTH = 64
 _MISSING = object()
 _LEN = object()  # marks a "number of names in this namespace" watch entry
+_CODE = object()  # marks a "this function still runs this code object" watch entry
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -374,6 +375,9 @@ class _CodeEntry:
             if name is _LEN:
                 if len(namespace) != obj:
                     return False
+            elif name is _CODE:
+                if namespace.__code__ is not obj:
+                    return False
             elif namespace.get(name, _MISSING) is not obj:
                 return False
         return True
@@ -460,6 +464,7 @@ class _CodeWalker:
             self.tag(f"ref:{fn.__module__}.{fn.__qualname__}")
             return
         names: list[str] = []
+        self.watch.append((fn, _CODE, fn.__code__))  # autoreload swaps __code__ in place
         self.add_code(fn.__code__, names)
         self.tag("defaults")
         self.values.add(fn.__defaults__)
@@ -477,18 +482,33 @@ class _CodeWalker:
             self.tag("wraps")
             self.add_referenced(wrapped)
         namespace = fn.__globals__
-        for name in sorted(set(names)):
+        used = sorted(set(names))
+        for name in used:
             obj = namespace.get(name, _MISSING)
             if obj is _MISSING:
+                continue
+            if isinstance(obj, types.ModuleType):
+                if _is_user_module(obj.__name__):  # ``import utils`` then ``utils.clean(...)``
+                    self.add_module_members(obj, used)
                 continue
             if isinstance(obj, (types.FunctionType, type)):
                 if not _is_user(obj):
                     continue
             elif not (isinstance(obj, _SIMPLE_CONSTANTS) or _is_simple_tuple(obj)):
-                continue  # modules, data, objects: not code
+                continue  # data and objects: not code
             self.watch.append((namespace, name, obj))
             self.tag(f"global:{name}")
             self.add_referenced(obj)
+
+    def add_module_members(self, module: types.ModuleType, names: list[str]) -> None:
+        """The functions and classes of a user module that the code may use (any name it looks up)."""
+        members = vars(module)
+        for name in names:
+            obj = members.get(name, _MISSING)
+            if isinstance(obj, (types.FunctionType, type)) and _is_user(obj):
+                self.watch.append((members, name, obj))
+                self.tag(f"member:{module.__name__}.{name}")
+                self.add_referenced(obj)
 
     def add_referenced(self, obj: object) -> None:
         if isinstance(obj, (types.FunctionType, type)):

@@ -371,3 +371,22 @@ def test_masks_and_column_types_count():
         np.ma.masked_array(data, mask=[0, 0, 0, 0])
     )
     assert hash_value(pd.DataFrame({1: [1]})) != hash_value(pd.DataFrame({"1": [1]}))
+
+
+def test_helpers_of_user_modules_and_autoreloaded_code_count(tmp_path, monkeypatch):
+    """``import utils`` then ``utils.clean(...)``: editing utils.clean is an edit of the step; so is an
+    in-place code swap, as IPython's autoreload does."""
+    (tmp_path / "my_utils.py").write_text("def clean(x):\n    return x + 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import importlib
+
+    my_utils = importlib.import_module("my_utils")
+    ns = cell(
+        "import my_utils\nfrom job_orchestra import Step\nclass Work(Step):\n    def run(self):\n"
+        "        return my_utils.clean(1)\n"
+    )
+    before = code_digest(ns["Work"])
+    assert code_digest(ns["Work"]) == before
+    replacement = cell("def clean(x):\n    return x + 2\n")["clean"]
+    my_utils.clean.__code__ = replacement.__code__  # autoreload's way of updating a function
+    assert code_digest(ns["Work"]) != before
