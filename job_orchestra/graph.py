@@ -88,7 +88,9 @@ def collect(head: Step) -> PipelineGraph:
         try:
             return _collect(head)
         except AttributeError as exc:  # a step whose __init__ did not call Step.__init__
-            if exc.name in ("dependencies", "name_alias", "ctx") and type(exc.obj).__module__ != "builtins":
+            from .step import Step
+
+            if exc.name in ("dependencies", "name_alias", "ctx") and isinstance(exc.obj, Step):
                 raise InvalidStepError(
                     f"A {type(exc.obj).__name__} step has no .{exc.name}: its __init__ does not call "
                     "super().__init__(depends_on=..., ctx=..., name_alias=...). Add that call."
