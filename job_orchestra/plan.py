@@ -199,6 +199,11 @@ class ExecutionPlan:
         fp = self._fp
         if fp is None:
             return None
+        if not fp.changed and name not in fp.params:  # the common case, inlined: once per step run
+            deps = self.graph.deps[name]
+            head = fp.heads.get(name)
+            if head is not None and len(deps) == 1:
+                return f"{head}:{fp.effective[deps[0]][:8]}"
         return fp.fingerprint(name, self.graph)
 
     @property
