@@ -336,11 +336,13 @@ def valid_order(text: str, spec: dict) -> bool:
 @pytest.mark.skipif(not JO11.exists(), reason="job-orchestra 1.1.4 is not installed at /tmp/jo11 (or $JO11_PYTHON)")
 def test_plans_match_job_orchestra_11_without_code_edits(tmp_path):
     specs = random_specs(seed=11, count=60)
+    # the shape where 1.1's order is not an execution order: H needs A and B, B needs A
+    specs.append({"nodes": [["A", [], 0], ["B", ["A"], None], ["H", ["A", "B"], 0]], "head": "H", "actions": ["plan"]})
     specs_file = tmp_path / "specs.json"
     specs_file.write_text(json.dumps(specs))
     theirs = plans_of(str(JO11), specs_file, None)
     ours = plans_of(sys.executable, specs_file, os.getcwd())
-    compared = 0
+    compared = reordered = 0
     for spec, their_texts, our_texts in zip(specs, theirs, ours):
         for their, our in zip(their_texts, our_texts, strict=True):
             if valid_order(their, spec):
@@ -348,7 +350,9 @@ def test_plans_match_job_orchestra_11_without_code_edits(tmp_path):
                 compared += 1
             else:  # same rows, ours in a valid execution order
                 assert sorted(our.splitlines()) == sorted(their.splitlines())
-    assert compared > 100
+                assert valid_order(our, spec)
+                reordered += 1
+    assert compared > 100 and reordered >= 1, (compared, reordered)
 
 
 class Logs(Step):
