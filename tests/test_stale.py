@@ -303,7 +303,10 @@ def plans_of(python: str, specs_file: Path, root: str | None) -> list[list[str]]
             ctxs, steps = {}, {}
             for name, deps, ctx_id in spec["nodes"]:
                 ctx = None if ctx_id is None else ctxs.setdefault(ctx_id, Context())
-                steps[name] = Node(depends_on=[steps[d] for d in deps], ctx=ctx, name_alias=name)
+                if deps:
+                    steps[name] = Node(depends_on=[steps[d] for d in deps], ctx=ctx, name_alias=name)
+                else:  # 1.1's own default depends_on=[] (one shared list) changes its plan order
+                    steps[name] = Node(ctx=ctx, name_alias=name)
             texts = []
             for action in spec["actions"]:
                 buffer = io.StringIO()
@@ -315,16 +318,23 @@ def plans_of(python: str, specs_file: Path, root: str | None) -> list[list[str]]
                 if action == "plan":
                     texts.append(buffer.getvalue())
             result.append(texts)
-        print(json.dumps(result))
+        import job_orchestra
+        print(json.dumps({"package": job_orchestra.__file__, "plans": result}))
         """
     )
     env = dict(os.environ)
     env.pop("PYTHONPATH", None)
     if root:
         env["PYTHONPATH"] = root
-    done = subprocess.run([python, "-c", code, str(specs_file)], capture_output=True, text=True, env=env)
+    # run from the specs' directory: from the repository, "python -c" would import this checkout's package
+    done = subprocess.run(
+        [python, "-c", code, str(specs_file)], capture_output=True, text=True, env=env, cwd=specs_file.parent
+    )
     assert done.returncode == 0, done.stderr[-2000:]
-    return json.loads(done.stdout)
+    out = json.loads(done.stdout)
+    ours = out["package"].startswith(str(Path(__file__).resolve().parents[1]))
+    assert ours == (root is not None), out["package"]  # each side imported the package it should
+    return out["plans"]
 
 
 def valid_order(text: str, spec: dict) -> bool:
@@ -353,6 +363,7 @@ def test_plans_match_job_orchestra_11_without_code_edits(tmp_path):
                 assert valid_order(our, spec)
                 reordered += 1
     assert compared > 100 and reordered >= 1, (compared, reordered)
+    print(f"{compared} plans identical to 1.1, {reordered} in a valid order where 1.1 was not")
 
 
 class Logs(Step):
