@@ -321,7 +321,6 @@ def _fingerprint_pass(
     no_params = "0" * 16
     for name, step in steps.items():
         step_deps = deps[name]
-        inputs = [effective[d] for d in step_deps]
         attrs = step.__dict__
         code = codes.get(type(step))
         keys = attrs.get("_jo_parameters")
@@ -329,11 +328,12 @@ def _fingerprint_pass(
             keys = [k for k in attrs if k not in exclude]
             keys = attrs["_jo_parameters"] = tuple(sorted(keys)) if keys else ()
         if code is None or keys:
-            total, fingerprint = step_fingerprint(name, step, inputs)
+            total, fingerprint = step_fingerprint(name, step, [effective[d] for d in step_deps])
             head = fingerprint.rpartition(":")[0]
             codes.setdefault(type(step), head.split(":")[1])
         else:  # the common case inlined (no parameters): this runs once per step per plan
-            total = digest(f"{code}|{no_params}|{'|'.join(inputs)}".encode())
+            joined = effective[step_deps[0]] if len(step_deps) == 1 else "|".join([effective[d] for d in step_deps])
+            total = digest(f"{code}|{no_params}|{joined}".encode())
             head = f"{total}:{code}:{no_params}"
         heads[name] = head
         if avail[name] is available:
@@ -349,6 +349,7 @@ def _fingerprint_pass(
                 effective[name] = total_of(recorded)
                 continue
             avail[name] = Availability.STALE
+            inputs = [effective[d] for d in step_deps]
             fingerprint = make_fingerprint(*head.split(":")[1:], inputs)[1]
             kind, index = stale_reason(recorded, fingerprint, list(step_deps), inputs)
             if kind != "upstream":
