@@ -26,6 +26,7 @@ NODE_STYLES: dict[str, dict[str, str]] = {
     "head": {"fillcolor": "#f6c177", "color": "#8a5a00", "penwidth": "2.5", "shape": "doubleoctagon"},
     "scheduled": {"fillcolor": "#9ccfff", "color": "#1f5f99", "penwidth": "1.5"},
     "cached": {"fillcolor": "#a6e3a1", "color": "#2f7a2a", "penwidth": "1.5"},
+    "stale": {"fillcolor": "#f9d29d", "color": "#8a5a00", "penwidth": "2", "style": "rounded,filled,bold"},
     "skipped": {"fillcolor": "#e4e4e4", "color": "#7a7a7a"},
     "running": {"fillcolor": "#ffe08a", "color": "#8a6d00", "penwidth": "3", "style": "rounded,filled,bold"},
     "failed": {"fillcolor": "#f5a3a3", "color": "#9b1c1c", "penwidth": "3", "shape": "octagon"},
@@ -35,9 +36,11 @@ RUN_STATUSES = frozenset({"running", "failed"})
 
 
 def status_of(row: PlanRow) -> str:
-    """The drawing status of a plan row: head, cached, scheduled or skipped."""
+    """The drawing status of a plan row: head, cached, stale, scheduled or skipped."""
     if row.schedule is Schedule.HEAD:
         return "head"
+    if row.availability is Availability.STALE:
+        return "stale"
     if row.availability is Availability.AVAILABLE:
         return "cached"
     if row.schedule is Schedule.RUN:
@@ -79,7 +82,8 @@ class DependencyGraph(graphviz.Digraph):
             attrs = dict(styles.get(status, {}))
             if row.availability is Availability.NO_CONTEXT:  # no Context: a dashed border
                 attrs["style"] = attrs.get("style", "rounded,filled") + ",dashed"
-            graph.node(row.name, label=f"<{label}>", tooltip=f"{row.name}: {status}", id=f"step-{row.name}", **attrs)
+            tooltip = f"{row.name}: {status}" + (f" ({row.reason})" if row.reason else "")
+            graph.node(row.name, label=f"<{label}>", tooltip=tooltip, id=f"step-{row.name}", **attrs)
         for name, deps in plan.graph.deps.items():
             for d in deps:
                 graph.edge(d, name)

@@ -85,7 +85,17 @@ def collect(head: Step) -> PipelineGraph:
     two different steps share a name, and :class:`CycleError` for a cycle.
     """
     with gc_paused():
-        return _collect(head)
+        try:
+            return _collect(head)
+        except AttributeError as exc:  # a step whose __init__ did not call Step.__init__
+            from .step import Step
+
+            if exc.name in ("dependencies", "name_alias", "ctx") and isinstance(exc.obj, Step):
+                raise InvalidStepError(
+                    f"A {type(exc.obj).__name__} step has no .{exc.name}: its __init__ does not call "
+                    "super().__init__(depends_on=..., ctx=..., name_alias=...). Add that call."
+                ) from None
+            raise
 
 
 def _collect(head: Step) -> PipelineGraph:

@@ -11,15 +11,14 @@ from hypothesis import strategies as st
 from job_orchestra import Context, Step
 
 
+LOG: list = []  # calls of Probe.run, kept outside the steps (a step's attributes are its parameters)
+
+
 class Probe(Step):
     """Returns (its name, the tuple of its inputs) and logs each call."""
 
-    def __init__(self, log, **kwargs):
-        super().__init__(**kwargs)
-        self.log = log
-
     def run(self, *inputs):
-        self.log.append((str(self), inputs))
+        LOG.append((str(self), inputs))
         return (str(self), inputs)
 
 
@@ -41,14 +40,15 @@ def pipelines(draw):
 
 def build(spec):
     deps, with_ctx, prefilled, shared_ctx = spec
-    log: list = []
+    LOG.clear()
+    log = LOG
     shared = Context()
     steps: list[Step] = []
     for i, ds in enumerate(deps):
         ctx = (shared if shared_ctx else Context()) if with_ctx[i] else None
         if ctx is not None and prefilled[i]:
             ctx[f"s{i}"] = ("cached", f"s{i}")
-        steps.append(Probe(log, depends_on=[steps[d] for d in ds], ctx=ctx, name_alias=f"s{i}"))
+        steps.append(Probe(depends_on=[steps[d] for d in ds], ctx=ctx, name_alias=f"s{i}"))
     return steps, log
 
 
