@@ -26,7 +26,7 @@ NODE_STYLES: dict[str, dict[str, str]] = {
     "head": {"fillcolor": "#f6c177", "color": "#8a5a00", "penwidth": "2.5", "shape": "doubleoctagon"},
     "scheduled": {"fillcolor": "#9ccfff", "color": "#1f5f99", "penwidth": "1.5"},
     "cached": {"fillcolor": "#a6e3a1", "color": "#2f7a2a", "penwidth": "1.5"},
-    "stale": {"fillcolor": "#f9d29d", "color": "#8a5a00", "penwidth": "2", "style": "rounded,filled,bold"},
+    "stale": {"fillcolor": "#f9d29d", "color": "#8a5a00", "penwidth": "2", "style": "rounded,filled,bold,dashed"},
     "skipped": {"fillcolor": "#e4e4e4", "color": "#7a7a7a"},
     "running": {"fillcolor": "#ffe08a", "color": "#8a6d00", "penwidth": "3", "style": "rounded,filled,bold"},
     "failed": {"fillcolor": "#f5a3a3", "color": "#9b1c1c", "penwidth": "3", "shape": "octagon"},
@@ -80,8 +80,10 @@ class DependencyGraph(graphviz.Digraph):
                 markers += f" {status}"
             label += f'<BR/><FONT POINT-SIZE="9">{html.escape(markers)}</FONT>'
             attrs = dict(styles.get(status, {}))
-            if row.availability is Availability.NO_CONTEXT:  # no Context: a dashed border
-                attrs["style"] = attrs.get("style", "rounded,filled") + ",dashed"
+            if row.availability is Availability.NO_CONTEXT:  # no Context: a dotted border
+                base = "filled" if "shape" in attrs else "rounded,filled"  # rounded octagons blur when dotted
+                attrs["style"] = attrs.get("style", base) + ",dotted"
+                attrs["penwidth"] = "1.5"  # thick dotted lines blur
             tooltip = f"{row.name}: {status}" + (f" ({row.reason})" if row.reason else "")
             graph.node(row.name, label=f"<{label}>", tooltip=tooltip, id=f"step-{row.name}", **attrs)
         for name, deps in plan.graph.deps.items():

@@ -32,10 +32,10 @@ _LEGEND = (
     ("skipped", "( ) no run needed"),
     ("running", "running"),
     ("failed", "failed"),
-    ("no context", "[x] no context (dashed)"),
+    ("no context", "[x] no context (dotted)"),
 )
 # Words for statuses the core may add to NODE_STYLES later (a status without words shows its name).
-_EXTRA_WORDS = {"stale": "[~] stale"}
+_EXTRA_WORDS = {"stale": "[~] stale (dashed)"}
 
 
 def legend_label() -> str:
@@ -45,7 +45,7 @@ def legend_label() -> str:
     extra = [(status, _EXTRA_WORDS.get(status, status)) for status in NODE_STYLES if status not in known]
     for status, words in (*_LEGEND[:4], *extra, *_LEGEND[4:]):
         if status == "no context":
-            fill, border, extra = "#ffffff", "#555555", ' STYLE="dashed"'
+            fill, border, extra = "#ffffff", "#555555", ' STYLE="dotted"'
         else:
             fill, border, extra = NODE_STYLES[status]["fillcolor"], NODE_STYLES[status]["color"], ""
         cells.append(

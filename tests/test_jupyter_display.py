@@ -148,7 +148,7 @@ def test_graph_bundle_is_svg_with_a_legend_and_step_bundle_has_graph_and_plan():
     bundle = display.graph_bundle(head.dependency_graph())
     svg = bundle["image/svg+xml"]
     assert svg.lstrip().startswith("<?xml") and 'id="step&#45;Salt"' in svg
-    for words in ("(H) head", "[*] cached", "( ) no run needed", "running", "failed", "[x] no context (dashed)"):
+    for words in ("(H) head", "[*] cached", "( ) no run needed", "running", "failed", "[x] no context (dotted)"):
         assert words.replace(">", "&gt;") in svg
     assert bundle["text/plain"].startswith("Dependency graph of Serve (3 steps)")
     step = head._repr_mimebundle_()
