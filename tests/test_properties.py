@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 
 from job_orchestra import Context, Step
 
-
 LOG: list = []  # calls of Probe.run, kept outside the steps (a step's attributes are its parameters)
 
 
