@@ -67,9 +67,8 @@ class Context(AttrDict):
         object.__setattr__(self, "_lock", threading.RLock())
         object.__setattr__(self, "_fingerprints", {})
         object.__setattr__(self, "_pipeline", None)
-        super().__init__(*args, **kwargs)
-        if "context_meta" not in self:
-            dict.__setitem__(self, "context_meta", _context_meta())
+        dict.__setitem__(self, "context_meta", _context_meta())  # first, as in 1.1; data may replace it
+        dict.update(self, *args, **kwargs)
 
     # -- attribute access for internals ---------------------------------------------------------------
     def __setattr__(self, name: str, value: Any) -> None:
