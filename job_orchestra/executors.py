@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Backend", "DaskBackend", "FuturesBackend", "resolve", "strip_step"]
 
+
 # -- shipping steps to other processes ------------------------------------------------------------------
 def strip_step(step: Step) -> Step:
     """A shallow copy of ``step`` without its Context and dependencies: what a worker needs to call ``run``."""
@@ -89,6 +90,14 @@ def run_shipped(step_bytes: bytes, inputs_bytes: bytes) -> bytes:
         return dill.dumps(output, recurse=True)
     except BaseException as exc:
         raise _failure(exc) from None
+
+
+def call_releasing(run: Any, inputs: list[Any]) -> Any:
+    """Call ``run(*inputs)`` after emptying ``inputs``, so the executor's work item does not keep the
+    inputs alive once the step is done (a thread pool holds its arguments until the next task)."""
+    args = tuple(inputs)
+    inputs.clear()
+    return run(*args)
 
 
 class DillBox:
@@ -162,7 +171,7 @@ class FuturesBackend(Backend):
 
     def submit(self, name: str, step: Step, inputs: list[Any]) -> Future:
         if not self.ship:
-            return self.executor.submit(step.run, *inputs)
+            return self.executor.submit(call_releasing, step.run, inputs)
         payload = dump_step(name, step)
         try:
             args = dill.dumps(inputs, recurse=True)
@@ -270,4 +279,3 @@ def resolve(executor: Any, max_workers: int | None = None) -> Iterator[Backend]:
         raise
     finally:
         backend.close(abandon=abandon)
-

@@ -10,10 +10,11 @@ queue and runs on a backend from :mod:`job_orchestra.executors`. Progress is rep
 
 from __future__ import annotations
 
+import contextlib
 import graphlib
 import heapq
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from .attrdict import as_attrdict
@@ -221,23 +222,56 @@ class _ParallelRun:
         self.finished = 0
         self.failure: tuple[str, BaseException] | None = None
         self.head_output: Any = None
+        self.interrupt_requested = False
 
     def run(self) -> Any:
-        try:
-            while True:
-                if self.failure is None:
-                    self._submit_ready()
-                if not self.running:
-                    break
-                self._collect_next()
-        except KeyboardInterrupt as exc:
-            self._drain_after_interrupt(exc)
-            raise
+        with self._deferred_ctrl_c():
+            try:
+                while True:
+                    if self.failure is None:
+                        self._submit_ready()
+                    if not self.running:
+                        break
+                    self._collect_next()
+            except KeyboardInterrupt as exc:
+                self._drain_after_interrupt(exc)
+                raise
         if self.failure is not None:
             name, exc = self.failure
             _note_failure(exc, name, self.steps[name], self.finished)
             raise exc
         return self.head_output
+
+    @contextlib.contextmanager
+    def _deferred_ctrl_c(self) -> Iterator[None]:
+        """Turn Ctrl-C (SIGINT, or a notebook's stop button) into a KeyboardInterrupt raised at a safe point
+        of the loop, never halfway through submitting a step or recording a result. A second Ctrl-C is
+        raised at once (it abandons the steps still running)."""
+        import signal
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            yield  # signals are only delivered to the main thread
+            return
+        previous = signal.getsignal(signal.SIGINT)
+        if previous is not signal.default_int_handler:
+            yield  # somebody else handles Ctrl-C: leave it to them
+            return
+
+        def note_it(signum: int, frame: Any) -> None:
+            self.interrupt_requested = True
+            signal.signal(signal.SIGINT, previous)
+
+        signal.signal(signal.SIGINT, note_it)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def _check_interrupt(self) -> None:
+        if self.interrupt_requested:
+            self.interrupt_requested = False
+            raise KeyboardInterrupt
 
     # -- submitting ----------------------------------------------------------------------------------
     def _submit_ready(self) -> None:
@@ -246,6 +280,7 @@ class _ParallelRun:
             heapq.heappush(ready, (position[name], name))
         events = self.events
         while ready and len(self.running) < self.limit:
+            self._check_interrupt()
             _, name = heapq.heappop(ready)
             step = self.steps[name]
             inputs = self._take_inputs(name)
@@ -285,6 +320,7 @@ class _ParallelRun:
     # -- collecting ----------------------------------------------------------------------------------
     def _next_done(self) -> tuple[str, Any]:
         while True:
+            self._check_interrupt()
             try:
                 return self.done.get(timeout=self._POLL)
             except self._empty:
