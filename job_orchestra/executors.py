@@ -127,6 +127,41 @@ def _unbox(value: Any) -> Any:
     return value.value if type(value) is DillBox else value
 
 
+_SCALARS = (str, bytes, int, float, complex, bool, type(None))
+
+
+def adopt_main_classes(value: Any, _depth: int = 4, _seen: set[int] | None = None) -> Any:
+    """Point objects of classes rebuilt by value back to the classes of this ``__main__`` (the notebook).
+
+    dill rebuilds a class defined in a notebook on every load; it re-attaches only the top-level object to
+    the notebook's class. This walks dicts, lists, tuples, sets and object attributes a few levels deep so
+    that ``isinstance(ctx["train"].model, MyModel)`` holds after a run on processes or Dask.
+    """
+    import __main__
+
+    seen = set() if _seen is None else _seen
+    kind = type(value)
+    if kind in _SCALARS or id(value) in seen or _depth < 0:
+        return value
+    seen.add(id(value))
+    if kind.__module__ == "__main__":
+        home = getattr(__main__, kind.__qualname__, None)
+        if isinstance(home, type) and home is not kind and home.__name__ == kind.__name__:
+            try:
+                value.__class__ = home
+            except TypeError:
+                pass
+    if isinstance(value, dict):
+        children: Any = dict.values(value)
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        children = value if len(value) <= 10_000 else ()
+    else:
+        children = getattr(value, "__dict__", {}).values() if kind.__module__ == "__main__" else ()
+    for child in children:
+        adopt_main_classes(child, _depth - 1, seen)
+    return value
+
+
 def run_on_dask(step_bytes: bytes, *inputs: Any) -> DillBox:
     """Worker side for Dask: inputs arrive as values (Dask moved them); the output stays on the worker."""
     try:
@@ -186,7 +221,7 @@ class FuturesBackend(Backend):
         except RemoteFailure as failure:
             raise failure.unwrap() from None
         if self.ship:
-            out = dill.loads(out)
+            out = adopt_main_classes(dill.loads(out))
         return out, out
 
     def close(self, abandon: bool = False) -> None:
@@ -219,7 +254,7 @@ class DaskBackend(Backend):
             value = handle.result() if keep_value or handle.status != "finished" else None
         except RemoteFailure as failure:
             raise failure.unwrap() from None
-        return handle, _unbox(value)
+        return handle, adopt_main_classes(_unbox(value)) if keep_value else None
 
     def cached_input(self, name: str, value: Any) -> Any:
         return self.client.scatter(DillBox(value), hash=False)
