@@ -89,9 +89,7 @@ def find_head(target: str) -> Step:
             obj = getattr(obj, part)
         except AttributeError:
             found = sorted(n for n, v in vars(module).items() if isinstance(v, Step))
-            raise UsageError(
-                f"{source} has no {attr!r}. Steps defined there: {', '.join(found) or 'none'}."
-            ) from None
+            raise UsageError(f"{source} has no {attr!r}. Steps defined there: {', '.join(found) or 'none'}.") from None
     if not isinstance(obj, Step) and callable(obj):
         obj = obj()
     if not isinstance(obj, Step):
@@ -131,9 +129,7 @@ def _resolve_head(args: argparse.Namespace) -> Step:
     elif snapshot is not None and snapshot.pipeline is not None:
         head = snapshot.pipeline
     else:
-        raise UsageError(
-            "give the pipeline as FILE_OR_MODULE:HEAD, or --load a snapshot stored with pipeline=head"
-        )
+        raise UsageError("give the pipeline as FILE_OR_MODULE:HEAD, or --load a snapshot stored with pipeline=head")
     if snapshot is not None:
         if not _contexts(head):
             _say("--load: no step of this pipeline has a Context, so the snapshot's results cannot be used")

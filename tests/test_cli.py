@@ -91,7 +91,7 @@ def test_snapshot_then_load_runs_only_what_is_left(pipeline, tmp_path, capsys, m
     snap = tmp_path / "snap"
     monkeypatch.setenv("BREAK_SQUARE", "1")
     assert main(["run", f"{pipeline}:head", "--executor", "threads", "--snapshot", str(snap)]) == 1
-    out, err = capsys.readouterr()
+    err = capsys.readouterr().err
     assert "step 'Square' failed: ValueError: square is broken on purpose" in err
     assert "snapshot with 1 result(s) written" in err  # written even after the failure
     assert sorted(k for k in Context.load(snap) if k != "context_meta") == ["Load"]
