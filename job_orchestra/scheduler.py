@@ -3,15 +3,15 @@
 The scheduler keeps its state in one place: the steps that must run, a ready queue ordered by plan
 position, the running set, and for each result how many scheduled steps still wait for it (it is released
 when that count reaches zero). The serial loop walks the plan order, which is exactly the order the ready
-queue yields with one worker; the parallel loop uses :class:`graphlib.TopologicalSorter` as its ready
-queue and runs on a backend from :mod:`job_orchestra.executors`. Progress is reported through
+queue yields with one worker; the parallel loop keeps the ready queue itself (the prepare / get_ready / done
+protocol of :class:`graphlib.TopologicalSorter`, without its cycle check: ``collect()`` already validated the
+graph) and runs on a backend from :mod:`job_orchestra.executors`. Progress is reported through
 :mod:`job_orchestra.events`, always from the coordinating thread.
 """
 
 from __future__ import annotations
 
 import contextlib
-import graphlib
 import heapq
 import time
 from collections.abc import Iterable, Iterator
@@ -207,11 +207,17 @@ class _ParallelRun:
         self.results: dict[str, Any] = {}  # refs of finished results that scheduled steps still wait for
         self.from_context: dict[str, Any] = {}  # refs of results taken from a Context
         self.position = {name: i for i, name in enumerate(to_run)}
-        self.sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
-        for name in to_run:
-            self.sorter.add(name, *(d for d in self.deps[name] if d in scheduled))
-        self.sorter.prepare()
-        self.ready: list[tuple[int, str]] = []
+        # The ready queue: how many scheduled inputs each step still waits for, and who waits for each step.
+        self.blocked: dict[str, int] = {}
+        self.consumers: dict[str, list[str]] = {}
+        self.ready: list[tuple[int, str]] = []  # heap of (plan position, name)
+        for i, name in enumerate(to_run):
+            inputs = [d for d in self.deps[name] if d in scheduled]
+            for d in dict.fromkeys(inputs):
+                self.consumers.setdefault(d, []).append(name)
+            self.blocked[name] = len(set(inputs))
+            if not inputs:
+                self.ready.append((i, name))
         self.running: dict[str, float] = {}  # name -> when it was submitted
         import queue
 
@@ -232,7 +238,9 @@ class _ParallelRun:
                         self._submit_ready()
                     if not self.running:
                         break
-                    self._collect_next()
+                    self._collect_next(self._next_done())
+                    while self.running and not self.done.empty():  # everything else finished meanwhile
+                        self._collect_next(self.done.get())
             except KeyboardInterrupt as exc:
                 self._drain_after_interrupt(exc)
                 raise
@@ -275,10 +283,7 @@ class _ParallelRun:
 
     # -- submitting ----------------------------------------------------------------------------------
     def _submit_ready(self) -> None:
-        ready, position = self.ready, self.position
-        for name in self.sorter.get_ready():
-            heapq.heappush(ready, (position[name], name))
-        events = self.events
+        ready, events = self.ready, self.events
         while ready and len(self.running) < self.limit:
             self._check_interrupt()
             _, name = heapq.heappop(ready)
@@ -326,8 +331,8 @@ class _ParallelRun:
             except self._empty:
                 continue
 
-    def _collect_next(self) -> None:
-        name, handle = self._next_done()
+    def _collect_next(self, item: tuple[str, Any]) -> None:
+        name, handle = item
         started = self.running.pop(name)
         step = self.steps[name]
         is_head = name == self.head
@@ -344,7 +349,12 @@ class _ParallelRun:
         self.finished += 1
         if self.events:
             self.events.emit("step_finish", name, time.perf_counter() - started)
-        self.sorter.done(name)
+        blocked, position, ready = self.blocked, self.position, self.ready
+        for consumer in self.consumers.get(name, ()):
+            left = blocked[consumer] - 1
+            blocked[consumer] = left
+            if left == 0:
+                heapq.heappush(ready, (position[consumer], consumer))
         if is_head:
             self.head_output = value
         if name in self.waiting:
@@ -364,7 +374,7 @@ class _ParallelRun:
         abandoned = False
         try:
             while self.running:
-                self._collect_next()
+                self._collect_next(self._next_done())
         except KeyboardInterrupt:
             abandoned = True
         _note_interrupt(exc, running, self.finished, abandoned)
