@@ -3,8 +3,14 @@
 :func:`resolve` turns the ``executor=`` argument of ``materialize()`` into a :class:`Backend`, a small
 adapter the scheduler drives: ``submit`` a step with its inputs, get told when it is done, ``collect`` its
 result. Threads call ``step.run`` in this process. Every other executor gets a *stripped copy* of the step
-(same class and attributes, ``ctx=None``, ``dependencies=[]``) serialized with dill, so classes defined in
-a notebook or ``__main__`` travel by value and no Context or upstream step is ever shipped.
+(same class and attributes, ``ctx=None``, ``dependencies=[]``) serialized with cloudpickle, so classes and
+functions defined in a notebook or ``__main__`` travel by value, and no Context or upstream step is shipped.
+
+Why cloudpickle rather than dill (which snapshots use): ``dill.dumps(..., recurse=True)`` walks the globals
+of every function a step uses, including library functions that are pickled by reference anyway; on
+scikit-learn's decorated functions (``cross_val_score``) that walk never ends (RecursionError after ~0.6 s,
+on every step). cloudpickle, the serializer of Dask, loky and Ray, handles them in well under a millisecond,
+and maps a notebook class that comes back in a result to the notebook's own class.
 
 Dask is imported only when a ``dask.distributed.Client`` is passed.
 """
@@ -14,13 +20,14 @@ from __future__ import annotations
 import contextlib
 import copy
 import os
+import pickle
 import traceback
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-import dill
+import cloudpickle
 
 from .attrdict import as_attrdict
 
@@ -39,13 +46,18 @@ def strip_step(step: Step) -> Step:
     return clone
 
 
+def ship_dumps(obj: Any) -> bytes:
+    """Serialize for another process; code from ``__main__`` or a notebook goes by value."""
+    return cloudpickle.dumps(obj)
+
+
 def dump_step(name: str, step: Step) -> bytes:
-    """Serialize a stripped copy of ``step`` with dill (classes from ``__main__`` or a notebook by value)."""
+    """Serialize a stripped copy of ``step`` (classes from ``__main__`` or a notebook by value)."""
     try:
-        return dill.dumps(strip_step(step), recurse=True)
+        return ship_dumps(strip_step(step))
     except Exception as exc:
         exc.add_note(
-            f"job-orchestra: step {name!r} ({type(step).__name__}) cannot be serialized with dill to run in "
+            f"job-orchestra: step {name!r} ({type(step).__name__}) cannot be serialized (cloudpickle) to run in "
             "another process. Keep unpicklable objects (open files, locks, connections) out of the step's "
             "attributes, create them inside run(), or use executor='threads'."
         )
@@ -53,7 +65,7 @@ def dump_step(name: str, step: Step) -> bytes:
 
 
 class RemoteFailure(Exception):
-    """Carries an exception raised by a step in a worker back to the coordinating process, with dill.
+    """Carries an exception raised by a step in a worker back to the coordinating process.
 
     Plain pickle cannot carry exception classes defined in a notebook, and a KeyboardInterrupt must not
     take the worker down; the scheduler re-raises the original exception (:meth:`unwrap`).
@@ -64,9 +76,16 @@ class RemoteFailure(Exception):
         self.payload = payload
         self.remote_traceback = remote_traceback
 
+    def __str__(self) -> str:  # what worker logs show: the original error, not the payload
+        lines = self.remote_traceback.strip().splitlines()
+        return lines[-1] if lines else "a step failed in a worker"
+
+    def __repr__(self) -> str:
+        return f"RemoteFailure({str(self)!r})"
+
     def unwrap(self) -> BaseException:
         try:
-            exc = dill.loads(self.payload)
+            exc = pickle.loads(self.payload)
         except Exception as load_error:  # pragma: no cover - the class exists on the worker only
             exc = RuntimeError(f"a step failed in a worker and its exception cannot be loaded here: {load_error}")
         exc.add_note("Traceback in the worker:\n" + self.remote_traceback.rstrip())
@@ -76,18 +95,18 @@ class RemoteFailure(Exception):
 def _failure(exc: BaseException) -> RemoteFailure:
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     try:
-        payload = dill.dumps(exc)
+        payload = cloudpickle.dumps(exc)
     except Exception:
-        payload = dill.dumps(RuntimeError(f"{type(exc).__name__}: {exc}"))
+        payload = cloudpickle.dumps(RuntimeError(f"{type(exc).__name__}: {exc}"))
     return RemoteFailure(payload, text)
 
 
 def run_shipped(step_bytes: bytes, inputs_bytes: bytes) -> bytes:
-    """Worker side for process executors: load the step and its inputs, run it, return the dill-pickled output."""
+    """Worker side for process executors: load the step and its inputs, run it, return the pickled output."""
     try:
-        step = dill.loads(step_bytes)
-        output = as_attrdict(step.run(*dill.loads(inputs_bytes)))
-        return dill.dumps(output, recurse=True)
+        step = pickle.loads(step_bytes)
+        output = as_attrdict(step.run(*pickle.loads(inputs_bytes)))
+        return ship_dumps(output)
     except BaseException as exc:
         raise _failure(exc) from None
 
@@ -100,73 +119,11 @@ def call_releasing(run: Any, inputs: list[Any]) -> Any:
     return run(*args)
 
 
-class DillBox:
-    """A value kept on a Dask worker that crosses processes with dill rather than Dask's pickle.
-
-    The client then gets back the notebook's own classes (dill reuses a ``__main__`` class that exists).
-    """
-
-    __slots__ = ("value",)
-
-    def __init__(self, value: Any) -> None:
-        self.value = value
-
-    def __reduce__(self) -> tuple:
-        return (dill.loads, (dill.dumps(self.value, recurse=True),))
-
-    def __sizeof__(self) -> int:  # Dask's memory accounting uses sys.getsizeof by default
-        try:
-            from dask.sizeof import sizeof
-
-            return object.__sizeof__(self) + int(sizeof(self.value))
-        except Exception:  # pragma: no cover
-            return object.__sizeof__(self)
-
-
-def _unbox(value: Any) -> Any:
-    return value.value if type(value) is DillBox else value
-
-
-_SCALARS = (str, bytes, int, float, complex, bool, type(None))
-
-
-def adopt_main_classes(value: Any, _depth: int = 4, _seen: set[int] | None = None) -> Any:
-    """Point objects of classes rebuilt by value back to the classes of this ``__main__`` (the notebook).
-
-    dill rebuilds a class defined in a notebook on every load; it re-attaches only the top-level object to
-    the notebook's class. This walks dicts, lists, tuples, sets and object attributes a few levels deep so
-    that ``isinstance(ctx["train"].model, MyModel)`` holds after a run on processes or Dask.
-    """
-    import __main__
-
-    seen = set() if _seen is None else _seen
-    kind = type(value)
-    if kind in _SCALARS or id(value) in seen or _depth < 0:
-        return value
-    seen.add(id(value))
-    if kind.__module__ == "__main__":
-        home = getattr(__main__, kind.__qualname__, None)
-        if isinstance(home, type) and home is not kind and home.__name__ == kind.__name__:
-            try:
-                value.__class__ = home
-            except TypeError:
-                pass
-    if isinstance(value, dict):
-        children: Any = dict.values(value)
-    elif isinstance(value, (list, tuple, set, frozenset)):
-        children = value if len(value) <= 10_000 else ()
-    else:
-        children = getattr(value, "__dict__", {}).values() if kind.__module__ == "__main__" else ()
-    for child in children:
-        adopt_main_classes(child, _depth - 1, seen)
-    return value
-
-
-def run_on_dask(step_bytes: bytes, *inputs: Any) -> DillBox:
+def run_on_dask(step_bytes: bytes, *inputs: Any) -> Any:
     """Worker side for Dask: inputs arrive as values (Dask moved them); the output stays on the worker."""
     try:
-        step = dill.loads(step_bytes)
-        return DillBox(as_attrdict(step.run(*map(_unbox, inputs))))
+        step = pickle.loads(step_bytes)
+        return as_attrdict(step.run(*inputs))
     except BaseException as exc:
         raise _failure(exc) from None
 
@@ -196,7 +153,7 @@ class Backend:
 
 
 class FuturesBackend(Backend):
-    """A ``concurrent.futures.Executor``: threads run ``step.run`` here, other executors get dill payloads."""
+    """A ``concurrent.futures.Executor``: threads run ``step.run`` here, other executors get pickled payloads."""
 
     def __init__(self, executor: Executor, limit: int | None, *, owned: bool, ship: bool) -> None:
         self.executor = executor
@@ -209,9 +166,9 @@ class FuturesBackend(Backend):
             return self.executor.submit(call_releasing, step.run, inputs)
         payload = dump_step(name, step)
         try:
-            args = dill.dumps(inputs, recurse=True)
+            args = ship_dumps(inputs)
         except Exception as exc:
-            exc.add_note(f"job-orchestra: the inputs of step {name!r} cannot be serialized with dill.")
+            exc.add_note(f"job-orchestra: the inputs of step {name!r} cannot be serialized (cloudpickle).")
             raise
         return self.executor.submit(run_shipped, payload, args)
 
@@ -221,7 +178,7 @@ class FuturesBackend(Backend):
         except RemoteFailure as failure:
             raise failure.unwrap() from None
         if self.ship:
-            out = adopt_main_classes(dill.loads(out))
+            out = pickle.loads(out)
         return out, out
 
     def close(self, abandon: bool = False) -> None:
@@ -254,13 +211,31 @@ class DaskBackend(Backend):
             value = handle.result() if keep_value or handle.status != "finished" else None
         except RemoteFailure as failure:
             raise failure.unwrap() from None
-        return handle, adopt_main_classes(_unbox(value)) if keep_value else None
+        return handle, value
 
     def cached_input(self, name: str, value: Any) -> Any:
-        return self.client.scatter(DillBox(value), hash=False)
+        return self.client.scatter(value, hash=False)
 
     def close(self, abandon: bool = False) -> None:
         pass  # the client belongs to the caller
+
+
+def process_context() -> Any:
+    """How ``"processes"`` starts its workers: from a fork server where there is one, else by spawning.
+
+    Never by forking this process: a fork copies its locks as they are at that instant, and a pipeline has
+    usually started thread pools already (OpenMP and BLAS under scikit-learn, a Jupyter kernel's threads),
+    so the child can hang forever. Python 3.14 made the same choice. Steps travel by value, so workers need
+    nothing from this process but importable libraries. To choose yourself, pass
+    ``executor=ProcessPoolExecutor(mp_context=multiprocessing.get_context(...))``.
+    """
+    import multiprocessing
+
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["job_orchestra.executors"])
+        return context
+    return multiprocessing.get_context("spawn")
 
 
 def _is_dask_client(obj: Any) -> bool:
@@ -289,7 +264,8 @@ def resolve(executor: Any, max_workers: int | None = None) -> Iterator[Backend]:
             backend = FuturesBackend(pool, max_workers or pool._max_workers, owned=True, ship=False)
         elif choice == "processes":
             workers = max_workers or os.cpu_count() or 1
-            backend = FuturesBackend(ProcessPoolExecutor(workers), workers, owned=True, ship=True)
+            pool = ProcessPoolExecutor(workers, mp_context=process_context())
+            backend = FuturesBackend(pool, workers, owned=True, ship=True)
         else:
             raise ValueError(
                 f"executor={executor!r} is not known: use None (serial), 'threads', 'processes', a "

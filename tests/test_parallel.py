@@ -7,6 +7,7 @@ overlap as they should), never with timings.
 from __future__ import annotations
 
 import _thread
+import pickle
 import subprocess
 import sys
 import textwrap
@@ -553,3 +554,24 @@ def test_steps_defined_in_main_run_on_processes(tmp_path):
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok Point(x=3, y=1)"
+
+
+def test_steps_calling_decorated_library_functions_can_be_shipped():
+    # dill.dumps(recurse=True) loops forever on scikit-learn's decorated functions; shipping must work.
+    from sklearn.model_selection import cross_val_score
+
+    from job_orchestra.executors import dump_step
+
+    class Scores(Step):  # a local class: carried by value, like a notebook's
+        def run(self):
+            return callable(cross_val_score)
+
+    clone = pickle.loads(dump_step("Scores", Scores()))
+    assert clone.run() is True and clone.ctx is None and clone.dependencies == []
+
+
+def test_processes_are_never_forked_from_this_process():
+    # A fork copies locks held by other threads (OpenMP, BLAS, a Jupyter kernel): the child can hang.
+    from job_orchestra.executors import process_context
+
+    assert process_context().get_start_method() in ("forkserver", "spawn")
