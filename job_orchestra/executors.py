@@ -135,6 +135,9 @@ class Backend:
     limit: int | None = None
     """At most this many steps in flight (None: as many as are ready)."""
 
+    local_results: bool = True
+    """Results come back to this process (False: they stay with the workers, consumers get references)."""
+
     def submit(self, name: str, step: Step, inputs: list[Any]) -> Any:
         raise NotImplementedError
 
@@ -193,6 +196,8 @@ class DaskBackend(Backend):
     head's result are gathered. A future is dropped once every consumer has been submitted, so Dask frees
     the data when those consumers are done.
     """
+
+    local_results = False
 
     def __init__(self, client: Any, max_workers: int | None) -> None:
         self.client = client

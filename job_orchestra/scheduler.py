@@ -224,7 +224,7 @@ class _ParallelRun:
         self.done: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
         self._empty = queue.Empty
         self.limit = backend.limit or len(to_run)
-        self.local = not hasattr(backend, "client")
+        self.local = backend.local_results
         self.finished = 0
         self.failure: tuple[str, BaseException] | None = None
         self.head_output: Any = None
