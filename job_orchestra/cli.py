@@ -62,6 +62,9 @@ def _import_target(source: str) -> Any:
         except Exception as exc:
             traceback.print_exc()
             raise UsageError(f"{source} raised {type(exc).__name__} while loading: {exc}") from None
+        import cloudpickle
+
+        cloudpickle.register_pickle_by_value(module)  # workers (even a remote cluster's) need not have the file
         return module
     if "" not in sys.path and os.getcwd() not in sys.path:  # as `python -m` does
         sys.path.insert(0, os.getcwd())

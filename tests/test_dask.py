@@ -187,3 +187,34 @@ def test_steps_defined_in_main_run_on_dask(tmp_path):
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip() == "ok"
+
+
+def test_command_line_runs_on_a_running_cluster(client, tmp_path, monkeypatch, capsys):
+    from job_orchestra.cli import main
+
+    (tmp_path / "dask_cli_pipeline.py").write_text(
+        textwrap.dedent(
+            """
+            from job_orchestra import Context, Step
+
+            ctx = Context()
+
+            class Numbers(Step):
+                def run(self):
+                    return list(range(5))
+
+            class Double(Step):
+                def run(self, xs):
+                    return [2 * x for x in xs]
+
+            head = Double(depends_on=Numbers(ctx=ctx), ctx=ctx)
+            """
+        )
+    )
+    monkeypatch.chdir(tmp_path)
+    address = client.scheduler.address
+    try:
+        assert main(["run", "dask_cli_pipeline.py:head", "--executor", "dask", "--dask-address", address]) == 0
+    finally:
+        sys.modules.pop("dask_cli_pipeline", None)
+    assert capsys.readouterr().out.strip() == "[0, 2, 4, 6, 8]"

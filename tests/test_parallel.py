@@ -575,3 +575,14 @@ def test_processes_are_never_forked_from_this_process():
     from job_orchestra.executors import process_context
 
     assert process_context().get_start_method() in ("forkserver", "spawn")
+
+
+def test_importing_the_package_loads_no_executor_library():
+    # Dask, tqdm and the process machinery are imported only when a run asks for them.
+    code = (
+        "import sys, job_orchestra, job_orchestra.cli, job_orchestra.progress, job_orchestra.scheduler\n"
+        "print(sorted(m for m in ('distributed', 'dask', 'tqdm', 'concurrent.futures.process') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
