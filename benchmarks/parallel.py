@@ -29,6 +29,7 @@ N_SLEEPERS = 16
 N_CPU = 4
 CPU_LOOPS = 10_000_000  # about 0.5 s of pure Python per step on this machine
 N_WIDE = 10_000
+PEER_BUDGET = 60  # seconds a peer gets for one run of the wide pipeline
 PEERS_PYTHON = os.environ.get("JO_BENCH_PEERS_PYTHON", "/tmp/benchvenv/bin/python")
 
 
@@ -127,6 +128,17 @@ def measure_job_orchestra(quick: bool) -> dict[str, float]:
     assert out == expected
     r["cpu processes"], out = timed(lambda: jo_burners("processes", loops, 2), repeat=3)
     assert out == expected
+    from concurrent.futures import ProcessPoolExecutor
+
+    from job_orchestra.executors import process_context
+
+    with ProcessPoolExecutor(2, mp_context=process_context()) as pool:
+        jo_burners(pool, 1000)  # workers up and warm, as for the Dask cluster
+        r["cpu process pool"], out = timed(lambda: jo_burners(pool, loops), repeat=3)
+        assert out == expected
+        # The ceiling of this machine right now: the same work through the bare pool, no orchestration.
+        r["cpu bare pool.map"], outs = timed(lambda: list(pool.map(burn, [loops] * N_CPU)), repeat=3)
+        assert sum(outs) == expected
     try:
         from distributed import Client, LocalCluster
     except ImportError:
@@ -140,11 +152,11 @@ def measure_job_orchestra(quick: bool) -> dict[str, float]:
             r["cpu dask"], out = timed(lambda: jo_burners(client, loops), repeat=3)
             assert out == expected
 
-    r["wide n"] = wide
-    r["wide serial"], out = timed(lambda: jo_wide(None, wide), repeat=2)
-    assert out == sum(range(wide))
-    r["wide threads"], out = timed(lambda: jo_wide("threads", wide, 2), repeat=2)
-    assert out == sum(range(wide))
+    for n in sorted({min(1000, wide), wide}):
+        r[f"wide {n} serial"], out = timed(lambda n=n: jo_wide(None, n), repeat=2)
+        assert out == sum(range(n))
+        r[f"wide {n} threads"], out = timed(lambda n=n: jo_wide("threads", n, 2), repeat=2)
+        assert out == sum(range(n))
     return r
 
 
@@ -163,8 +175,8 @@ def _fan_in_source(n: int, body: str, prefix: str) -> str:
     """Source of n independent functions and a ``total`` that takes them all (how both peers declare a DAG)."""
     lines = [f"def {prefix}{i}() -> int:\n    return {body.format(i=i)}\n" for i in range(n)]
     params = ", ".join(f"{prefix}{i}: int" for i in range(n))
-    names = " + ".join(f"{prefix}{i}" for i in range(n))
-    lines.append(f"def total({params}) -> int:\n    return {names}\n")
+    names = ", ".join(f"{prefix}{i}" for i in range(n))
+    lines.append(f"def total({params}) -> int:\n    return sum([{names}])\n")
     return "\n".join(lines)
 
 
@@ -214,20 +226,40 @@ def measure_hamilton(quick: bool) -> dict[str, Any]:
     r["cpu processes"], out = timed(lambda: run_burners(True), repeat=3)
     assert out == expected
 
-    r["wide n"] = wide
-    wide_module = _make_module("hamilton_wide", _fan_in_source(wide, "{i}", "t"))
-
-    def run_wide(threads: bool) -> int:
+    def run_wide(n: int, threads: bool) -> int:
+        wide_module = _make_module("hamilton_wide", _fan_in_source(n, "{i}", "t"))
         builder = driver.Builder().with_modules(wide_module)
         if threads:
             builder = builder.with_adapters(FutureAdapter(max_workers=2))
         return builder.build().execute(["total"])["total"]
 
-    r["wide serial"], out = timed(lambda: run_wide(False))
-    assert out == sum(range(wide))
-    r["wide threads"], out = timed(lambda: run_wide(True))
-    assert out == sum(range(wide))
+    _measure_wide(r, wide, run_wide)
     return r
+
+
+def _measure_wide(r: dict[str, Any], wide: int, run_wide: Callable[[int, bool], int]) -> None:
+    """A peer's wide pipeline at 1,000 steps then at full size, serial then on 2 threads, each run given
+    PEER_BUDGET seconds: a peer that is slow or cannot build it gets a note instead of a figure."""
+    import signal
+
+    def out_of_time(signum: int, frame: Any) -> None:
+        raise TimeoutError(f"took more than {PEER_BUDGET} s")
+
+    previous = signal.signal(signal.SIGALRM, out_of_time)
+    try:
+        for n in sorted({min(1000, wide), wide}):
+            for threads in (False, True):
+                key = f"wide {n} {'threads' if threads else 'serial'}"
+                signal.alarm(PEER_BUDGET)
+                try:
+                    r[key], out = timed(lambda n=n, threads=threads: run_wide(n, threads))
+                    assert out == sum(range(n))
+                except Exception as exc:
+                    r[key] = f"{type(exc).__name__}: {exc}"[:120]
+                finally:
+                    signal.alarm(0)
+    finally:
+        signal.signal(signal.SIGALRM, previous)
 
 
 def measure_pipefunc(quick: bool) -> dict[str, Any]:
@@ -265,12 +297,7 @@ def measure_pipefunc(quick: bool) -> dict[str, Any]:
     r["cpu processes"], out = timed(lambda: run(burners, ProcessPoolExecutor(2)), repeat=3)
     assert out == expected
 
-    r["wide n"] = wide
-    wide_pipeline = fan_in("t", wide, "{i}")
-    r["wide serial"], out = timed(lambda: run(wide_pipeline, None))
-    assert out == sum(range(wide))
-    r["wide threads"], out = timed(lambda: run(wide_pipeline, ThreadPoolExecutor(2)))
-    assert out == sum(range(wide))
+    _measure_wide(r, wide, lambda n, threads: run(fan_in("t", n, "{i}"), ThreadPoolExecutor(2) if threads else None))
     return r
 
 
@@ -315,7 +342,7 @@ def measure_peers(quick: bool) -> dict[str, Any]:
 
 # -- report ---------------------------------------------------------------------------------------------------
 def _row(label: str, value: str, note: str = "") -> None:
-    print(f"  {label:<46} {value:>12}  {note}")
+    print(f"  {label:<58} {value:>9}  {note}")
 
 
 def report(name: str, r: dict[str, Any]) -> None:
@@ -329,22 +356,33 @@ def report(name: str, r: dict[str, Any]) -> None:
     _row(f"{N_SLEEPERS} x sleep({SLEEP}) on {N_SLEEPERS} threads", f"{threads:.2f} s", f"{serial / threads:.1f}x  {ok}")
     cpu = r["cpu serial"]
     _row(f"{N_CPU} CPU-bound steps serial", f"{cpu:.2f} s")
-    for kind in ("processes", "dask"):
+    where = {
+        "processes": '"processes" (2 new workers per run)',
+        "process pool": "a running 2-process pool",
+        "dask": "a running 2-worker Dask LocalCluster",
+        "bare pool.map": "the same pool, bare pool.map (reference)",
+    }
+    for kind in where:
         if f"cpu {kind}" in r:
             t = r[f"cpu {kind}"]
-            where = "2 processes" if kind == "processes" else "2-worker Dask LocalCluster"
             ok = "goal >= 1.7x: " + ("met" if cpu / t >= 1.7 else "MISSED")
-            _row(f"{N_CPU} CPU-bound steps on {where}", f"{t:.2f} s", f"{cpu / t:.2f}x  {ok}")
-    n = r["wide n"]
-    _row(f"{n:,}-step wide pipeline, serial, per step", f"{r['wide serial'] / n * 1e6:.1f} us")
-    _row(f"{n:,}-step wide pipeline, 2 threads, per step", f"{r['wide threads'] / n * 1e6:.1f} us")
+            _row(f"{N_CPU} CPU-bound steps on {where[kind]}", f"{t:.2f} s", f"{cpu / t:.2f}x  {ok}")
+    for key in sorted((k for k in r if k.startswith("wide ")), key=lambda k: (int(k.split()[1]), k)):
+        _, n, how = key.split()
+        label = f"{int(n):,}-step wide pipeline, {'2 threads' if how == 'threads' else 'serial'}, per step"
+        value = r[key]
+        if isinstance(value, str):
+            _row(label, "n/a", value)
+        else:
+            _row(label, f"{value / int(n) * 1e6:.1f} us")
 
 
 def main(quick: bool = False, peers: bool = True) -> dict[str, Any]:
     """Measure and print everything; return the figures (seconds) by library."""
     print(f"Parallel benchmarks ({os.cpu_count()} CPUs, Python {sys.version.split()[0]}{', quick' if quick else ''})")
     print("Times are the best wall-clock seconds of build + plan + run; each ratio is against the serial run of the")
-    print("same library in this run. Process pools are created inside each run; the Dask cluster beforehand.")
+    print('same library in this run. "processes" starts its pool inside each run (workers from a fork server);')
+    print("the running pool and the Dask cluster are started beforehand.")
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"Load average before: {load} (other work on the machine skews the CPU-bound figures)")
     results = {"job-orchestra": measure_job_orchestra(quick)}
