@@ -60,12 +60,13 @@ class Context(AttrDict):
     (values are read lazily, on first access).
     """
 
-    __slots__ = ("_fingerprints", "_lock", "_pipeline")
+    __slots__ = ("_fingerprints", "_given", "_lock", "_pipeline")
     _internal = frozenset(__slots__)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         object.__setattr__(self, "_lock", threading.RLock())
         object.__setattr__(self, "_fingerprints", {})
+        object.__setattr__(self, "_given", {})  # key -> content hash of a value put in by hand
         object.__setattr__(self, "_pipeline", None)
         dict.__setitem__(self, "context_meta", _context_meta())  # first, as in 1.1; data may replace it
         dict.update(self, *args, **kwargs)
@@ -113,6 +114,7 @@ class Context(AttrDict):
     def pop(self, key: Any, *default: Any) -> Any:
         with self._lock:
             self._fingerprints.pop(key, None)
+            self._given.pop(key, None)
             if key not in self and default:
                 return default[0]
             value = self[key]
@@ -138,6 +140,7 @@ class Context(AttrDict):
         for key, value in self.items():
             dict.__setitem__(new, key, value)
         new._fingerprints.update(self._fingerprints)
+        new._given.update(self._given)
         return new
 
     def update(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
@@ -160,22 +163,26 @@ class Context(AttrDict):
         # A value put in by hand has no fingerprint: it counts as available whatever the code says.
         with self._lock:
             self._fingerprints.pop(key, None)
+            self._given.pop(key, None)
             dict.__setitem__(self, key, value)
 
     def __delitem__(self, key: Any) -> None:
         with self._lock:
             self._fingerprints.pop(key, None)
+            self._given.pop(key, None)
             dict.__delitem__(self, key)
 
     def clear(self) -> None:
         with self._lock:
             self._fingerprints.clear()
+            self._given.clear()
             dict.clear(self)
 
     def _put_result(self, key: str, value: Any, fingerprint: str | None = None) -> None:
         """Record a step's result (called by the scheduler as soon as the step finishes)."""
         with self._lock:
             dict.__setitem__(self, key, value)
+            self._given.pop(key, None)
             if fingerprint is None:
                 self._fingerprints.pop(key, None)
             else:
@@ -184,6 +191,18 @@ class Context(AttrDict):
     def fingerprint(self, key: Any) -> str | None:
         """The fingerprint recorded with a step's result, or None for a value put in by hand."""
         return self._fingerprints.get(key)
+
+    def _value_token(self, key: Any) -> str:
+        """A content hash of a value put in by hand (computed once per assignment), so that replacing it
+        makes the results computed from it stale, while assigning an equal value again does not."""
+        token = self._given.get(key)
+        if token is None:
+            from .fingerprint import hash_value
+
+            token = hash_value(self[key])
+            with self._lock:
+                self._given[key] = token
+        return token
 
     def invalidate(self, *names: str | Step) -> list[str]:
         """Drop the results of the given steps (names or Step objects); return the names dropped."""

@@ -26,14 +26,21 @@ NODE_STYLES: dict[str, dict[str, str]] = {
     "head": {"fillcolor": "#f6c177", "color": "#8a5a00", "penwidth": "2.5", "shape": "doubleoctagon"},
     "scheduled": {"fillcolor": "#9ccfff", "color": "#1f5f99", "penwidth": "1.5"},
     "cached": {"fillcolor": "#a6e3a1", "color": "#2f7a2a", "penwidth": "1.5"},
-    "skipped": {"fillcolor": "#e4e4e4", "color": "#7a7a7a", "style": "rounded,filled,dashed"},
+    "stale": {"fillcolor": "#f9d29d", "color": "#8a5a00", "penwidth": "2", "style": "rounded,filled,bold,dashed"},
+    "skipped": {"fillcolor": "#e4e4e4", "color": "#7a7a7a"},
+    "running": {"fillcolor": "#ffe08a", "color": "#8a6d00", "penwidth": "3", "style": "rounded,filled,bold"},
+    "failed": {"fillcolor": "#f5a3a3", "color": "#9b1c1c", "penwidth": "3", "shape": "octagon"},
 }
+# Statuses that come from a run in progress rather than from the plan; their name is written in the node.
+RUN_STATUSES = frozenset({"running", "failed"})
 
 
 def status_of(row: PlanRow) -> str:
-    """The drawing status of a plan row: head, cached, scheduled or skipped."""
+    """The drawing status of a plan row: head, cached, stale, scheduled or skipped."""
     if row.schedule is Schedule.HEAD:
         return "head"
+    if row.availability is Availability.STALE:
+        return "stale"
     if row.availability is Availability.AVAILABLE:
         return "cached"
     if row.schedule is Schedule.RUN:
@@ -68,11 +75,17 @@ class DependencyGraph(graphviz.Digraph):
             label = html.escape(row.name)
             if row.step_class != row.name:
                 label += f'<BR/><FONT POINT-SIZE="9">{html.escape(row.step_class)}</FONT>'
-            label += (
-                f'<BR/><FONT POINT-SIZE="9">{html.escape(row.availability.value + " " + row.schedule.value)}</FONT>'
-            )
+            markers = row.availability.value + " " + row.schedule.value
+            if status in RUN_STATUSES:
+                markers += f" {status}"
+            label += f'<BR/><FONT POINT-SIZE="9">{html.escape(markers)}</FONT>'
             attrs = dict(styles.get(status, {}))
-            graph.node(row.name, label=f"<{label}>", tooltip=f"{row.name}: {status}", id=f"step-{row.name}", **attrs)
+            if row.availability is Availability.NO_CONTEXT:  # no Context: a dotted border
+                base = "filled" if "shape" in attrs else "rounded,filled"  # rounded octagons blur when dotted
+                attrs["style"] = attrs.get("style", base) + ",dotted"
+                attrs["penwidth"] = "1.5"  # thick dotted lines blur
+            tooltip = f"{row.name}: {status}" + (f" ({row.reason})" if row.reason else "")
+            graph.node(row.name, label=f"<{label}>", tooltip=tooltip, id=f"step-{row.name}", **attrs)
         for name, deps in plan.graph.deps.items():
             for d in deps:
                 graph.edge(d, name)
@@ -96,6 +109,12 @@ class DependencyGraph(graphviz.Digraph):
         except graphviz.ExecutableNotFound:
             return {"text/plain": f"{text}\n{INSTALL_HINT}"}
         return {"image/svg+xml": svg, "text/plain": text}
+
+    def _ipython_display_(self) -> None:
+        """In IPython, show the graph through :mod:`jupyter_ext` (a live drawing with a legend)."""
+        from jupyter_ext.display import ipython_display
+
+        ipython_display(self)
 
     def __repr__(self) -> str:
         return f"<DependencyGraph of {self.name!r}: {len(self.plan)} steps>"

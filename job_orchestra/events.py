@@ -114,6 +114,8 @@ def gather(callbacks: Callback | Iterable[Callback] | None) -> Dispatcher:
     if isinstance(callbacks, Callback):
         chosen.append(callbacks)
     elif callbacks is not None:
+        if not isinstance(callbacks, Iterable):
+            raise TypeError(f"callbacks= takes a Callback or a list of Callbacks, got {type(callbacks).__name__}")
         for cb in callbacks:
             if not isinstance(cb, Callback):
                 raise TypeError(f"callbacks= takes job_orchestra.Callback objects, got {type(cb).__name__}")

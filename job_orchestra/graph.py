@@ -6,10 +6,12 @@ cycle detection use :class:`graphlib.TopologicalSorter` from the standard librar
 
 from __future__ import annotations
 
+import gc
 import graphlib
 import heapq
 import inspect
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -29,7 +31,7 @@ class PipelineGraph:
     steps: dict[str, Step]
     """Every step of the graph by name, in execution order (dependencies before their consumers)."""
     deps: dict[str, tuple[str, ...]]
-    """The names of each step's direct dependencies, in ``depends_on`` order."""
+    """The names of each step's direct dependencies, in ``depends_on`` order (keys in no special order)."""
 
     @property
     def order(self) -> list[str]:
@@ -51,15 +53,29 @@ class PipelineGraph:
         return iter(self.steps)
 
 
-def _check_dependency(step: Step, position: int, dep: object) -> None:
-    from .step import Step
+def _not_a_step(step: Step, position: int, dep: object) -> InvalidStepError:
+    return InvalidStepError(
+        f"Step {str(step)!r} ({type(step).__name__}) has a dependency that is not a Step at position "
+        f"{position} of its dependencies: {dep!r} ({type(dep).__name__}). depends_on= takes one Step or "
+        "a list of Steps; wrap plain data with Step.from_data(...) or Step.stepify(...)."
+    )
 
-    if not isinstance(dep, Step):
-        raise InvalidStepError(
-            f"Step {str(step)!r} ({type(step).__name__}) has a dependency that is not a Step at position "
-            f"{position} of its dependencies: {dep!r} ({type(dep).__name__}). depends_on= takes one Step or "
-            "a list of Steps; wrap plain data with Step.from_data(...) or Step.stepify(...)."
-        )
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while building bookkeeping structures (no cycles are made).
+
+    On a 100,000-step pipeline the collector otherwise rescans the growing heap many times over.
+    Never used around user code.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def collect(head: Step) -> PipelineGraph:
@@ -68,41 +84,55 @@ def collect(head: Step) -> PipelineGraph:
     Raises :class:`InvalidStepError` for a dependency that is not a Step, :class:`DuplicateStepName` when
     two different steps share a name, and :class:`CycleError` for a cycle.
     """
+    with gc_paused():
+        try:
+            return _collect(head)
+        except AttributeError as exc:  # a step whose __init__ did not call Step.__init__
+            from .step import Step
+
+            if exc.name in ("dependencies", "name_alias", "ctx") and isinstance(exc.obj, Step):
+                raise InvalidStepError(
+                    f"A {type(exc.obj).__name__} step has no .{exc.name}: its __init__ does not call "
+                    "super().__init__(depends_on=..., ctx=..., name_alias=...). Add that call."
+                ) from None
+            raise
+
+
+def _collect(head: Step) -> PipelineGraph:
     from .step import Step
 
     if not isinstance(head, Step):
         raise InvalidStepError(f"expected a Step as the head of a pipeline, got {type(head).__name__}")
-    by_id: dict[int, Step] = {id(head): head}
-    dep_lists: dict[int, list] = {}
+    head_name = head._name
+    name_of: dict[int, str] = {id(head): head_name}  # every step seen, by identity
+    by_name: dict[str, Step] = {head_name: head}
+    deps_by_name: dict[str, tuple[str, ...]] = {}
+    duplicates: dict[str, list[Step]] = {}
     stack = [head]
     while stack:
         step = stack.pop()
         deps = step.dependencies
         if type(deps) is not list:
             deps = _dependencies_as_list(step)
-        dep_lists[id(step)] = deps
-        for i, dep in enumerate(deps):
-            if id(dep) not in by_id:
-                _check_dependency(step, i, dep)
-                by_id[id(dep)] = dep
+        dep_names = []
+        for position, dep in enumerate(deps):
+            dep_name = name_of.get(id(dep))
+            if dep_name is None:
+                if not isinstance(dep, Step):
+                    raise _not_a_step(step, position, dep)
+                dep_name = dep.name_alias or type(dep)._default_name or type(dep).__name__
+                name_of[id(dep)] = dep_name
+                other = by_name.setdefault(dep_name, dep)
+                if other is not dep:
+                    duplicates.setdefault(dep_name, [other]).append(dep)
                 stack.append(dep)
-
-    names: dict[str, Step] = {}
-    duplicates: dict[str, list[Step]] = {}
-    for step in by_id.values():
-        name = step._name
-        other = names.setdefault(name, step)
-        if other is not step:
-            duplicates.setdefault(name, [other]).append(step)
+            dep_names.append(dep_name)
+        deps_by_name[name_of[id(step)]] = tuple(dep_names)
     if duplicates:
-        raise DuplicateStepName(_duplicate_message(duplicates, by_id, dep_lists), sorted(duplicates))
+        raise DuplicateStepName(_duplicate_message(duplicates, head), sorted(duplicates))
 
-    deps_by_name: dict[str, tuple[str, ...]] = {
-        step._name: tuple(d._name for d in dep_lists[id(step)]) for step in by_id.values()
-    }
-    head_name = head._name
     ordered = _execution_order(head_name, deps_by_name)
-    return PipelineGraph(head_name, {n: names[n] for n in ordered}, {n: deps_by_name[n] for n in ordered})
+    return PipelineGraph(head_name, {n: by_name[n] for n in ordered}, deps_by_name)
 
 
 def _dependencies_as_list(step: Step) -> list:
@@ -118,15 +148,21 @@ def _dependencies_as_list(step: Step) -> list:
     raise InvalidStepError(f"Step {str(step)!r}: its .dependencies must be a list of Steps, got {type(deps).__name__}")
 
 
-def _duplicate_message(duplicates: dict[str, list[Step]], by_id: dict[int, Step], dep_lists: dict[int, list]) -> str:
-    users: dict[int, list[str]] = {}
-    for step in by_id.values():
-        for dep in dep_lists[id(step)]:
-            users.setdefault(id(dep), []).append(str(step))
+def _duplicate_message(duplicates: dict[str, list[Step]], head: Step) -> str:
+    users: dict[int, set[str]] = {}
+    seen = {id(head)}
+    stack = [head]
+    while stack:  # a second walk, only to say where each duplicate is used
+        step = stack.pop()
+        for dep in _dependencies_as_list(step):
+            users.setdefault(id(dep), set()).add(str(step))
+            if id(dep) not in seen:
+                seen.add(id(dep))
+                stack.append(dep)
     parts = []
     for name, steps in sorted(duplicates.items()):
         where = "; ".join(
-            f"a {type(s).__name__} used by {', '.join(sorted(set(users.get(id(s), [])))) or 'nobody (the head)'}"
+            f"a {type(s).__name__} used by {', '.join(sorted(users.get(id(s), ()))) or 'nobody (the head)'}"
             for s in steps
         )
         parts.append(f"{name!r} is the name of {len(steps)} different steps ({where})")
@@ -141,21 +177,15 @@ def legacy_breadth_first(head: str, deps: dict[str, tuple[str, ...]]) -> list[st
     """The unique names the head depends on, in job-orchestra 1.1's breadth-first order (head excluded).
 
     1.1 lists a step's direct dependencies, then the same listing for each dependency in turn, keeping the
-    first occurrence of each name. A step's listing is the same every time, so each step is expanded once.
+    first occurrence of each name. A step's listing is the same every time, so each step is expanded once:
+    this is a depth-first pre-order walk that emits each expanded step's dependencies.
     """
     seen = {head}
+    expanded: set[str] = set()
     out: list[str] = []
-    for d in deps[head]:
-        if d not in seen:
-            seen.add(d)
-            out.append(d)
-    expanded = {head}
-    stack = [iter(deps[head])]
+    stack = [head]
     while stack:
-        name = next(stack[-1], None)
-        if name is None:
-            stack.pop()
-            continue
+        name = stack.pop()
         if name in expanded:
             continue
         expanded.add(name)
@@ -164,7 +194,10 @@ def legacy_breadth_first(head: str, deps: dict[str, tuple[str, ...]]) -> list[st
             if d not in seen:
                 seen.add(d)
                 out.append(d)
-        stack.append(iter(children))
+        if len(children) == 1:
+            stack.append(children[0])
+        elif children:
+            stack.extend(reversed(children))
     return out
 
 
@@ -197,7 +230,14 @@ def _execution_order(head: str, deps: dict[str, tuple[str, ...]]) -> list[str]:
     preferred.reverse()
     preferred.append(head)
     position = {name: i for i, name in enumerate(preferred)}
-    if all(position[d] < i for i, name in enumerate(preferred) for d in deps[name]):
+    for i, name in enumerate(preferred):
+        for d in deps[name]:
+            if position[d] >= i:
+                break
+        else:
+            continue
+        break
+    else:
         return preferred  # already topological, hence acyclic
 
     sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from .context import Context
     from .drawing import DependencyGraph
     from .events import Callback
-    from .plan import ExecutionPlan
+    from .plan import ExecutionPlan, StalePolicy
 
 __all__ = ["Step"]
 
@@ -29,12 +29,22 @@ def _as_dependency_list(owner: str, depends_on: object) -> list[Step]:
     if isinstance(depends_on, (list, tuple)):
         deps = list(depends_on)
         for i, dep in enumerate(deps):
+            if isinstance(dep, type) and issubclass(dep, Step):
+                raise InvalidStepError(
+                    f"{owner}: depends_on[{i}] is the class {dep.__name__}, not a step: create the step first, "
+                    f"e.g. {dep.__name__}()."
+                )
             if not isinstance(dep, Step):
                 raise InvalidStepError(
                     f"{owner}: depends_on[{i}] is {dep!r} ({type(dep).__name__}), not a Step. depends_on= "
                     "takes one Step or a list of Steps; wrap plain data with Step.from_data(...)."
                 )
         return deps
+    if isinstance(depends_on, type) and issubclass(depends_on, Step):
+        raise InvalidStepError(
+            f"{owner}: depends_on= got the class {depends_on.__name__}, not a step: create the step first, "
+            f"e.g. depends_on={depends_on.__name__}()."
+        )
     raise InvalidStepError(
         f"{owner}: depends_on= takes one Step or a list of Steps, got {type(depends_on).__name__} ({depends_on!r})."
     )
@@ -113,27 +123,34 @@ class Step:
         *,
         max_workers: int | None = None,
         callbacks: Sequence[Callback] | Callback | None = None,
+        stale: StalePolicy = "rerun",
     ) -> Any:
         """Run what the pipeline needs and return this step's output.
 
         Each step runs at most once; steps whose Context holds a result are not run, and neither are the
         steps behind them. Results are written to their Context as soon as each step finishes, so a failure
-        loses nothing: call ``materialize()`` again to run only what is left.
+        loses nothing: call ``materialize()`` again to run only what is left. A cached result computed from
+        other code, parameters or inputs is stale and runs again; ``stale="use"`` uses it anyway (as 1.1 did).
         """
+        from .plan import stale_policy
         from .scheduler import materialize
 
-        return materialize(self, executor=executor, max_workers=max_workers, callbacks=callbacks)
+        if "ipykernel" in sys.modules and "jupyter_ext" not in sys.modules:
+            _start_display_layer()
+        with stale_policy(stale):
+            return materialize(self, executor=executor, max_workers=max_workers, callbacks=callbacks)
 
     # -- inspection ---------------------------------------------------------------------------------
-    def execution_plan(self, show: bool | None = None) -> ExecutionPlan:
+    def execution_plan(self, show: bool | None = None, *, stale: StalePolicy = "rerun") -> ExecutionPlan:
         """What is cached and what will run, one row per step in execution order.
 
         Returns an :class:`~job_orchestra.plan.ExecutionPlan`, whose ``str()`` is 1.1's text. Outside
-        IPython (a script, as in 1.1) the plan is also printed, unless ``show=False``.
+        IPython (a script, as in 1.1) the plan is also printed, unless ``show=False``. Stale results show as
+        ``[~]`` and are scheduled again; ``stale="use"`` shows the plan 1.1 would follow.
         """
         from .plan import ExecutionPlan
 
-        plan = ExecutionPlan.of(self)
+        plan = ExecutionPlan.of(self, stale=stale)
         if show is None:
             show = not _interactive()
         if show:
@@ -158,6 +175,19 @@ class Step:
 
         svg = self.dependency_graph().svg_or_text()
         return f"element.innerHTML = {json.dumps(svg)};"
+
+    # Rich display: built by the optional display layer (jupyter_ext), imported only when asked for.
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None, **kwargs: Any) -> dict[str, str]:
+        """The step's dependency graph and execution plan (HTML), plus its repr and plan as text."""
+        from jupyter_ext.display import step_bundle
+
+        return step_bundle(self)
+
+    def _ipython_display_(self) -> None:
+        """In IPython, show the graph and plan through :mod:`jupyter_ext` (live: they follow the runs)."""
+        from jupyter_ext.display import ipython_display
+
+        ipython_display(self)
 
     def depending_steps_breadth_first(self) -> list[str]:
         """Names of every step this one depends on, directly or not, breadth-first (1.1 order)."""
@@ -238,6 +268,14 @@ class Join(Step):
 
     def run(self, *inputs: Any) -> tuple:
         return inputs
+
+
+def _start_display_layer() -> None:
+    """In a Jupyter kernel, import jupyter_ext so a run shows its progress (it registers a Callback)."""
+    try:
+        import jupyter_ext  # noqa: F401
+    except ImportError:  # the display layer is optional
+        pass
 
 
 def _interactive() -> bool:

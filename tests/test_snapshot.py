@@ -69,7 +69,7 @@ def test_store_refuses_an_existing_path(tmp_path):
 
 def test_an_unserializable_value_names_its_key_and_leaves_nothing(tmp_path):
     ctx = Context(good=1, bad_generator=(i for i in range(3)))
-    with pytest.raises(UnserializableValueError, match="'bad_generator'.*generator") as info:
+    with pytest.raises(UnserializableValueError, match=r"'bad_generator'.*generator") as info:
         ctx.store(tmp_path / "snap")
     assert isinstance(info.value, TypeError) and info.value.key == "bad_generator"
     assert list(tmp_path.iterdir()) == []  # no target, no temporary sibling

@@ -1,0 +1,38 @@
+"""Sphinx configuration: build with ``python -m sphinx -W -b html docs docs/_build/html``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+project = "job-orchestra"
+author = "job-orchestra developers"
+copyright = "job-orchestra developers"
+release = "2.0.0"
+
+extensions = [
+    "myst_nb",  # Markdown pages and the example notebooks (rendered from their stored outputs)
+    "sphinx.ext.autodoc",
+    "sphinx.ext.napoleon",
+    "sphinx.ext.viewcode",
+]
+
+# The notebooks are executed and checked by the test suite (pytest --nbval); the docs show their saved outputs,
+# including the saved state of their widgets.
+nb_execution_mode = "off"
+nb_output_stderr = "remove"
+myst_enable_extensions = ["colon_fence", "deflist"]
+
+exclude_patterns = ["_build", "examples/sanitize.cfg", "**/.ipynb_checkpoints"]
+suppress_warnings = ["mystnb.unknown_mime_type"]
+
+autodoc_member_order = "bysource"
+autodoc_typehints = "description"
+autodoc_default_options = {"members": True, "show-inheritance": True}
+
+# No intersphinx: the build must work offline (CI has no network beyond package registries).
+html_theme = "furo"
+html_title = "job-orchestra 2.0"

@@ -1,0 +1,39 @@
+"""Re-execute the example notebooks in place, so their committed outputs match the code again.
+
+    python examples/refresh_outputs.py [NOTEBOOK ...]
+
+Run it after a change that alters what the notebooks show (a plan's text, the graph's drawing...), then
+check the diff and ``python -m pytest examples`` (nbval compares the committed outputs with a fresh run).
+Widget state is saved with the outputs, so static renderings (nbconvert, the docs) show the widgets.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import nbclient
+import nbformat
+
+HERE = Path(__file__).resolve().parent
+
+
+def refresh(path: Path) -> None:
+    nb = nbformat.read(path, as_version=4)
+    nbclient.NotebookClient(
+        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(HERE)}}
+    ).execute()
+    errors = [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    if errors:
+        raise SystemExit(f"{path.name}: {errors[0]['ename']}: {errors[0]['evalue']} (not written)")
+    nbformat.write(nb, path)
+    print(f"refreshed {path.name} ({path.stat().st_size / 1024:.0f} kB)")
+
+
+def main(argv: list[str]) -> None:
+    for path in [Path(a) for a in argv] or sorted(HERE.glob("[0-9][0-9]-*.ipynb")):
+        refresh(path)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

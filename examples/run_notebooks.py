@@ -1,0 +1,46 @@
+"""Execute every example notebook headlessly and export it to HTML, without touching the originals.
+
+    python examples/run_notebooks.py [NOTEBOOK ...]
+
+Executed copies and their HTML go to artifacts/examples/.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import nbclient
+import nbformat
+from nbconvert import HTMLExporter
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE.parent / "artifacts" / "examples"
+
+
+def main(argv: list[str]) -> int:
+    notebooks = [Path(a) for a in argv] or sorted(HERE.glob("*.ipynb"))
+    if not notebooks:
+        print("no example notebooks found")
+        return 0
+    OUT.mkdir(parents=True, exist_ok=True)
+    failed = 0
+    for path in notebooks:
+        nb = nbformat.read(path, as_version=4)
+        started = time.perf_counter()
+        try:
+            nbclient.NotebookClient(nb, timeout=600, resources={"metadata": {"path": str(HERE)}}).execute()
+        except nbclient.exceptions.CellExecutionError as exc:
+            failed += 1
+            print(f"FAILED {path.name}: {str(exc).splitlines()[-1] if str(exc) else exc}")
+            continue
+        nbformat.write(nb, OUT / path.name)
+        body, _ = HTMLExporter().from_notebook_node(nb)
+        (OUT / path.with_suffix(".html").name).write_text(body, encoding="utf-8")
+        print(f"ok     {path.name} ({time.perf_counter() - started:.1f} s) -> {OUT.relative_to(HERE.parent)}/")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

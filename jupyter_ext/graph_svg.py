@@ -1,0 +1,95 @@
+"""The dependency graph as SVG: the core's :class:`~job_orchestra.drawing.DependencyGraph` plus a legend.
+
+The legend is drawn inside the SVG (a Graphviz HTML-like table under the graph), so the picture explains
+itself wherever it ends up: JupyterLab, VS Code, nbconvert HTML, GitHub, a saved file. Every legend cell is
+filled with dark text, like the nodes, so it reads on light and dark backgrounds.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from typing import TYPE_CHECKING
+
+import graphviz
+
+from job_orchestra.drawing import INSTALL_HINT, NODE_STYLES, DependencyGraph
+
+from .theme import TEXT
+
+if TYPE_CHECKING:
+    from job_orchestra import ExecutionPlan
+
+__all__ = ["MAX_NODES", "build_graph", "inline_svg", "legend_label", "render_svg"]
+
+#: Larger pipelines are not laid out in displays (``dot`` would take minutes); the plan still shows.
+MAX_NODES = 400
+
+_LEGEND = (
+    ("head", "(H) head"),
+    ("scheduled", "(>) runs on materialize()"),
+    ("cached", "[*] cached"),
+    ("skipped", "( ) no run needed"),
+    ("running", "running"),
+    ("failed", "failed"),
+    ("no context", "[x] no context (dotted)"),
+)
+# Words for statuses the core may add to NODE_STYLES later (a status without words shows its name).
+_EXTRA_WORDS = {"stale": "[~] stale (dashed)"}
+
+
+def legend_label() -> str:
+    """A Graphviz HTML-like label: one filled cell per node status, with its marker."""
+    cells = []
+    known = {status for status, _ in _LEGEND}
+    extra = [(status, _EXTRA_WORDS.get(status, status)) for status in NODE_STYLES if status not in known]
+    for status, words in (*_LEGEND[:4], *extra, *_LEGEND[4:]):
+        if status == "no context":
+            fill, border, extra = "#ffffff", "#555555", ' STYLE="dotted"'
+        else:
+            fill, border, extra = NODE_STYLES[status]["fillcolor"], NODE_STYLES[status]["color"], ""
+        cells.append(
+            f'<TD BGCOLOR="{fill}" COLOR="{border}"{extra}>'
+            f'<FONT COLOR="{TEXT}" POINT-SIZE="9">{html.escape(words)}</FONT></TD>'
+        )
+    return (
+        '<<TABLE BORDER="0" CELLBORDER="1" CELLSPACING="4" CELLPADDING="3" STYLE="ROUNDED"><TR>'
+        + "".join(cells)
+        + "</TR></TABLE>>"
+    )
+
+
+def build_graph(plan: ExecutionPlan, statuses: dict[str, str] | None = None) -> DependencyGraph:
+    """The core drawing of ``plan`` with run statuses and the legend under it."""
+    graph = DependencyGraph.of(plan.head, plan=plan, statuses=statuses)
+    graph.attr(label=legend_label(), labelloc="b", labeljust="l")
+    return graph
+
+
+def render_svg(plan: ExecutionPlan, statuses: dict[str, str] | None = None) -> str | None:
+    """The SVG text of the graph, or None when Graphviz's ``dot`` is missing or the graph is too large."""
+    if len(plan) > MAX_NODES:
+        return None
+    try:
+        return build_graph(plan, statuses).pipe(format="svg", encoding="utf-8")
+    except graphviz.ExecutableNotFound:
+        return None
+
+
+def why_no_svg(plan: ExecutionPlan) -> str:
+    """The line shown instead of a drawing."""
+    if len(plan) > MAX_NODES:
+        return f"The graph of {plan.graph.head} has {len(plan):,} steps; drawings stop at {MAX_NODES}."
+    return INSTALL_HINT
+
+
+_PROLOG = re.compile(r"^.*?(?=<svg\b)", re.S)
+_SIZE = re.compile(r'<svg width="(\d+(?:\.\d+)?)pt" height="(\d+(?:\.\d+)?)pt"')
+
+
+def inline_svg(svg: str) -> str:
+    """SVG text ready to sit inside HTML: no XML prolog or doctype, and it shrinks to fit narrow outputs."""
+    svg = _PROLOG.sub("", svg, count=1)
+    return _SIZE.sub(
+        lambda m: f'<svg width="{m[1]}pt" height="{m[2]}pt" style="max-width:100%;height:auto"', svg, count=1
+    )

@@ -1,0 +1,128 @@
+"""The execution plan as an HTML table: markers as badges, run state, last duration, cached value, legend.
+
+Rows come in execution order, as in ``str(plan)``. Inline styles only (no ``<style>`` block), so the table
+survives notebook sanitizers, nbconvert and GitHub, and inherits the theme's text colour.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import TYPE_CHECKING
+
+from .runs import Run, last_duration, last_failure
+from .summary import describe_entry, format_seconds
+from .theme import FONT, RUN_STATE, SCHEDULE, Badge, availability_badge, badge_html, legend_html
+
+if TYPE_CHECKING:
+    from job_orchestra import ExecutionPlan, PlanRow
+
+__all__ = ["MAX_ROWS", "progress_html", "render_plan"]
+
+#: Plans longer than this show their first and last rows only (a 100,000-step table helps nobody).
+MAX_ROWS = 200
+
+_CELL = "text-align:left;padding:2px 8px;vertical-align:top"
+_DIM = "opacity:0.75"
+
+
+def _schedule_badge(row: PlanRow) -> Badge:
+    marker = getattr(row.schedule, "value", str(row.schedule))
+    return SCHEDULE.get(marker) or Badge(marker, marker, "#e4e4e4", "#7a7a7a")
+
+
+def _row_html(plan: ExecutionPlan, index: int, row: PlanRow, status: str | None, show_class: bool) -> str:
+    step = plan.graph.steps[row.name]
+    avail = availability_badge(row.availability)
+    sched = _schedule_badge(row)
+    run_cell = badge_html(sched, title=sched.words)
+    if status in RUN_STATE:
+        failure = last_failure(step) if status == "failed" else None
+        run_cell += " " + badge_html(RUN_STATE[status], words=True, title=failure or RUN_STATE[status].words)
+    name = f"<b>{html.escape(row.name)}</b>"
+    reason = getattr(row, "reason", None)
+    if reason:
+        name += f'<br><span class="jo-reason" style="{_DIM};font-size:11px">{html.escape(str(reason))}</span>'
+    if status == "failed":
+        failure = last_failure(step)
+        if failure:
+            short = failure if len(failure) <= 80 else failure[:79] + "\u2026"
+            name += f'<br><span class="jo-error" style="font-size:11px">{html.escape(short)}</span>'
+    seconds = last_duration(step)
+    # Always a span (empty before the first run), so tools can find or mask run times in saved outputs.
+    duration = f'<span class="jo-dur">{format_seconds(seconds) if seconds is not None else ""}</span>'
+    ctx = step.ctx
+    value = ""
+    if ctx is not None and row.name in ctx:
+        value = f'<span class="jo-value">{html.escape(describe_entry(ctx, row.name))}</span>'
+    cells = [
+        f'<td style="{_CELL};{_DIM}">{index}</td>',
+        f'<td style="{_CELL}">{badge_html(avail, title=avail.words)}</td>',
+        f'<td style="{_CELL}">{run_cell}</td>',
+        f'<td style="{_CELL}">{name}</td>',
+    ]
+    if show_class:
+        cls = html.escape(row.step_class) if row.step_class != row.name else ""
+        cells.append(f'<td style="{_CELL};font-family:var(--jp-code-font-family,monospace)">{cls}</td>')
+    cells += [f'<td style="{_CELL}">{duration}</td>', f'<td style="{_CELL}">{value}</td>']
+    return f'<tr data-step="{html.escape(row.name, quote=True)}">' + "".join(cells) + "</tr>"
+
+
+def progress_html(run: Run) -> str:
+    """One line: steps done / total, the running step(s), elapsed time (or how the run ended)."""
+    elapsed = f'<span class="jo-elapsed">{format_seconds(run.elapsed)}</span>'
+    if not run.finished:
+        running = ", ".join(html.escape(n) for n in run.running) or "\u2026"
+        state = f"running <b>{running}</b>"
+    elif run.error is not None:
+        state = f"failed in <b>{html.escape(run.failed or run.head)}</b>"
+    else:
+        state = "done"
+    return (
+        f'<div class="jo-progress" style="margin:2px 0;{FONT}">materialize({html.escape(run.head)}): '
+        f"{run.done}/{run.total} steps, {state}, {elapsed}</div>"
+    )
+
+
+def render_plan(plan: ExecutionPlan, statuses: dict[str, str] | None = None, *, max_rows: int = MAX_ROWS) -> str:
+    """The HTML table of ``plan``; ``statuses`` marks steps ``running`` or ``failed`` (see :mod:`.runs`)."""
+    statuses = statuses or {}
+    rows = list(plan.rows)
+    show_class = any(r.step_class != r.name for r in rows)
+    heads = ["#", "Result", "Schedule", "Step"] + (["Class"] if show_class else []) + ["Last run", "Cached value"]
+    header = "".join(f'<th style="{_CELL};font-weight:600">{h}</th>' for h in heads)
+    if len(rows) > max_rows:
+        half = max_rows // 2
+        shown = [*enumerate(rows[:half], 1), None, *enumerate(rows[-half:], len(rows) - half + 1)]
+    else:
+        shown = list(enumerate(rows, 1))
+    body = []
+    for item in shown:
+        if item is None:
+            hidden = len(rows) - 2 * (max_rows // 2)
+            body.append(f'<tr><td colspan="{len(heads)}" style="{_CELL};{_DIM}">\u2026 {hidden:,} more steps</td></tr>')
+            continue
+        index, row = item
+        body.append(_row_html(plan, index, row, statuses.get(row.name), show_class))
+    n_run = len(plan.to_run)
+    n_cached = sum(1 for r in rows if getattr(r.availability, "value", None) == "[*]")
+    head = html.escape(plan.graph.head)
+    running = [n for n, s in statuses.items() if s == "running"]
+    failed = [n for n, s in statuses.items() if s == "failed"]
+    extra = ""
+    if running:
+        extra += f" \u00b7 running: {html.escape(', '.join(running))}"
+    if failed:
+        extra += f" \u00b7 failed: {html.escape(', '.join(failed))}"
+    title = (
+        f'<div class="jo-title" style="margin:0 0 4px 0"><b>Execution plan of {head}</b> '
+        f'<span style="{_DIM}">\u00b7 {len(rows)} steps \u00b7 {n_cached} cached \u00b7 {n_run} to run on '
+        f"materialize(){extra}</span></div>"
+    )
+    return (
+        f'<div class="jo-plan" style="font-size:13px;line-height:1.45;{FONT}">'
+        + title
+        + '<table class="jo-plan-table" style="border-collapse:collapse;margin:0">'
+        + f"<thead><tr>{header}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+        + legend_html(tuple(r.availability for r in rows))
+        + "</div>"
+    )

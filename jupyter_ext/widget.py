@@ -1,0 +1,182 @@
+"""``PipelineWidget``: the graph and the plan of a pipeline, with buttons to run, invalidate and snapshot.
+
+Everything on it is live: it redraws while steps run (from the tracker's events) and after each cell.
+"""
+
+from __future__ import annotations
+
+import html
+import traceback
+from typing import Any
+
+import ipywidgets as widgets
+
+from job_orchestra import ExecutionPlan, PipelineError, Step
+
+from . import actions, live, runs
+from .graph_svg import inline_svg, render_svg, why_no_svg
+from .plan_html import progress_html, render_plan
+from .theme import FONT
+
+__all__ = ["PipelineWidget"]
+
+
+class PipelineWidget(widgets.VBox):
+    """An ipywidgets panel for the pipeline ending at ``head``.
+
+    - **Materialize** runs the pipeline (``head.materialize()``); the graph and plan update as steps run,
+      and the result (or the error, with the failing step highlighted in the graph) appears below.
+    - **Invalidate selected** drops the cached results of the chosen steps and of every step after them,
+      so they run again on the next materialize.
+    - **Store snapshot** writes ``ctx.store(path, pipeline=head)`` for the pipeline's Context.
+
+    >>> PipelineWidget(head)  # doctest: +SKIP
+    """
+
+    def __init__(self, head: Step) -> None:
+        if not isinstance(head, Step):
+            raise TypeError(f"PipelineWidget(head) takes the head Step of a pipeline, got {type(head).__name__}")
+        self.head = head
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self._key: tuple | None = None
+        self.title = widgets.HTML()
+        self.graph_view = widgets.HTML()
+        self.plan_view = widgets.HTML()
+        self.materialize_button = widgets.Button(
+            description="Materialize", icon="play", button_style="primary", tooltip="Run what the plan schedules"
+        )
+        self.steps_select = widgets.SelectMultiple(options=[], rows=4, layout=widgets.Layout(width="220px"))
+        self.invalidate_button = widgets.Button(
+            description="Invalidate selected",
+            icon="eraser",
+            tooltip="Drop these results and those after them",
+            layout=widgets.Layout(width="220px"),
+        )
+        self.path_text = widgets.Text(
+            placeholder="snapshot directory, e.g. snapshots/run-1", layout=widgets.Layout(width="300px")
+        )
+        self.store_button = widgets.Button(
+            description="Store snapshot", icon="save", layout=widgets.Layout(width="180px")
+        )
+        self.status = widgets.HTML()
+        self.output = widgets.Output(layout=widgets.Layout(max_height="320px", overflow="auto"))
+        self.materialize_button.on_click(lambda _: self.materialize())
+        self.invalidate_button.on_click(lambda _: self.invalidate(self.steps_select.value))
+        self.store_button.on_click(lambda _: self.store(self.path_text.value))
+        spaced = widgets.Layout(margin="0 16px 4px 0")
+        controls = widgets.HBox(
+            [
+                widgets.VBox([self.materialize_button], layout=spaced),
+                widgets.VBox([self.steps_select, self.invalidate_button], layout=spaced),
+                widgets.VBox([self.path_text, self.store_button], layout=spaced),
+            ],
+            layout=widgets.Layout(align_items="flex-start", flex_flow="row wrap"),
+        )
+        super().__init__([self.title, self.graph_view, self.plan_view, controls, self.status, self.output])
+        self.add_class("jo-pipeline-widget")
+        self.refresh(force=True)
+        live.attach_observer()
+        live.activate()
+        live.register_widget(self)
+
+    # -- drawing --------------------------------------------------------------------------------------
+    def refresh(self, force: bool = False) -> None:
+        """Redraw the graph and plan if the pipeline's state changed (always when ``force``)."""
+        try:
+            plan = ExecutionPlan.of(self.head)
+        except PipelineError as exc:
+            self._say(f"The pipeline cannot be planned: {exc}", error=True)
+            return
+        statuses = runs.statuses(plan)
+        run = runs.TRACKER.current()
+        if run is not None and run.plan.head is self.head and run.total:
+            self.status.value = progress_html(run)
+        key = live.state_key("widget", plan, statuses)
+        if key == self._key and not force:
+            return
+        self._key = key
+        svg = render_svg(plan, statuses)
+        self.graph_view.value = (
+            inline_svg(svg) if svg is not None else f'<p style="opacity:.75">{html.escape(why_no_svg(plan))}</p>'
+        )
+        self.plan_view.value = render_plan(plan, statuses)
+        names = tuple(plan.graph.steps)
+        if self.steps_select.options != names:
+            keep = tuple(n for n in self.steps_select.value if n in names)
+            self.steps_select.options = names
+            self.steps_select.value = keep
+            self.steps_select.rows = max(2, min(len(names), 8))
+        self.title.value = (
+            f'<div style="{FONT}"><b>Pipeline {html.escape(plan.graph.head)}</b> \u00b7 {len(plan)} steps</div>'
+        )
+
+    def _say(self, text: str, error: bool = False) -> None:
+        icon = "\u26a0 " if error else ""
+        self.status.value = f'<span class="jo-status" style="{FONT}">{icon}{html.escape(text)}</span>'
+
+    # -- actions --------------------------------------------------------------------------------------
+    def materialize(self) -> Any:
+        """Run the pipeline; show the result (or the error) in the output area. Returns the result.
+
+        Errors are shown, not raised (this is what the button calls); they are kept in ``self.error``.
+        The panel itself shows the progress, so no separate progress bar is displayed.
+        """
+        self.output.outputs = ()
+        self.result, self.error = None, None
+        self._say(f"Running {self.head} \u2026")
+        with live.no_progress_bar():
+            try:
+                self.result = self.head.materialize(callbacks=runs.TRACKER)
+            except Exception as exc:
+                self.error = exc
+        # Written into the Output widget's state directly (not through display messages), so a notebook
+        # run headlessly keeps them in the widget and nothing leaks into the cell's own outputs.
+        if self.error is None:
+            self._show_result(self.result)
+        else:
+            self.output.append_stderr("".join(traceback.format_exception(self.error)))
+        self.refresh(force=True)
+        if self.error is None:
+            self._say(f"Materialized {self.head}.")
+        else:
+            failed = [n for n, s in runs.statuses(ExecutionPlan.of(self.head)).items() if s == "failed"]
+            where = f" in step {', '.join(failed)}" if failed else ""
+            self._say(f"Failed{where}: {type(self.error).__name__}: {self.error}", error=True)
+        return self.result
+
+    def _show_result(self, result: Any) -> None:
+        from IPython import get_ipython
+
+        if get_ipython() is None:  # formatting rich output would create an IPython shell: plain repr instead
+            self.output.append_stdout(f"{result!r}\n")
+        else:
+            self.output.append_display_data(result)
+
+    def invalidate(self, names: Any) -> list[str]:
+        """Drop the results of ``names`` and of the steps after them; returns the names dropped."""
+        names = list(names)
+        if not names:
+            self._say("Select the steps to invalidate first.", error=True)
+            return []
+        dropped = actions.invalidate(self.head, names)
+        self.refresh(force=True)
+        live.refresh_all(force=True)  # other views of this pipeline, shown in earlier cells
+        if dropped:
+            self._say(f"Dropped the results of {', '.join(dropped)}: they run on the next materialize.")
+        else:
+            self._say(f"Nothing to drop: {', '.join(names)} and the steps after them hold no result.")
+        return dropped
+
+    def store(self, path: str) -> bool:
+        """Snapshot the pipeline's Context (with the pipeline) to ``path``; True when written."""
+        try:
+            ctx = actions.store_snapshot(self.head, path)
+        except (OSError, ValueError, PipelineError) as exc:
+            self._say(f"Snapshot not written: {exc}", error=True)
+            return False
+        self._say(f"Stored a snapshot of {len(ctx)} entries (with the pipeline) at {path.strip()}.")
+        return True
+
+    def __repr__(self) -> str:  # text/plain of the saved output
+        return f"<PipelineWidget of {self.head}>"

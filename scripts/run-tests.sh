@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Run every test: unit and property tests, the example notebooks (nbval) and the browser test.
+# Installs what it needs first (Graphviz, Chromium, a .venv). Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/setup.sh
+jo_setup "test,dask,docs" chromium
+exec .venv/bin/python -m pytest "$@"

@@ -1,0 +1,225 @@
+"""A real browser: JupyterLab on 127.0.0.1 and Debian's headless Chromium driven by Playwright.
+
+Opens a copy of ``examples/03-widget-and-live-plans.ipynb``, runs it, checks that the SVG graph and the HTML
+plan render and that a live view shown in the first cell followed the later cells, then uses the widget:
+Invalidate a step, see the plan change, click Materialize, see it change back. Screenshots (light and dark
+themes) go to ``artifacts/`` at the repository root (git-ignored).
+
+Skipped, with the reason, only when Chromium or Playwright is missing; CI installs both.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOK = ROOT / "examples" / "03-widget-and-live-plans.ipynb"
+ARTIFACTS = ROOT / "artifacts"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+TOKEN = uuid.uuid4().hex
+ARGS = ["--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync"]
+
+playwright_api = pytest.importorskip(
+    "playwright.sync_api", reason="Playwright is not installed (pip install playwright)"
+)
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium); CI installs it"
+)
+expect = playwright_api.expect
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _write_json(path: Path, data: object) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data))
+
+
+class Lab:
+    """A JupyterLab server for the tests, with its own config, settings and workspace folders."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.root = base / "notebooks"
+        self.root.mkdir()
+        self.settings = base / "user-settings"
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        _write_json(
+            self.settings / "@jupyterlab/apputils-extension/notification.jupyterlab-settings",
+            {"fetchNews": "false", "checkForUpdates": False},
+        )
+        self.set_theme("JupyterLab Light")
+        env = dict(
+            os.environ,
+            JUPYTER_CONFIG_DIR=str(base / "config"),
+            JUPYTER_RUNTIME_DIR=str(base / "runtime"),
+            JUPYTERLAB_SETTINGS_DIR=str(self.settings),
+            JUPYTERLAB_WORKSPACES_DIR=str(base / "workspaces"),
+            PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+        )
+        self.log = open(base / "lab.log", "wb")  # closed in stop()
+        self.proc = subprocess.Popen(
+            [
+                sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root",
+                "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={self.port}", "--ServerApp.port_retries=0",
+                f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={self.root}",
+                "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+            ],
+            env=env, stdout=self.log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"JupyterLab exited early; see {base / 'lab.log'}")
+            try:
+                urllib.request.urlopen(f"{self.url}/api", timeout=2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"JupyterLab did not answer within 60 s; see {base / 'lab.log'}") from None
+                time.sleep(0.2)
+
+    def set_theme(self, theme: str) -> None:
+        _write_json(self.settings / "@jupyterlab/apputils-extension/themes.jupyterlab-settings", {"theme": theme})
+
+    def _request(self, method: str, path: str) -> None:
+        req = urllib.request.Request(f"{self.url}{path}", method=method, headers={"Authorization": f"token {TOKEN}"})
+        urllib.request.urlopen(req, timeout=10).close()
+
+    def close_sessions(self) -> None:
+        req = urllib.request.Request(f"{self.url}/api/sessions", headers={"Authorization": f"token {TOKEN}"})
+        with urllib.request.urlopen(req, timeout=10) as answer:
+            for session in json.load(answer):
+                self._request("DELETE", f"/api/sessions/{session['id']}")
+
+    def copy_example(self) -> str:
+        name = f"example-{uuid.uuid4().hex[:8]}.ipynb"
+        shutil.copy(NOTEBOOK, self.root / name)
+        return name
+
+    def stop(self) -> None:
+        try:
+            self._request("POST", "/api/shutdown")
+            self.proc.wait(30)
+        except Exception:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    server = Lab(tmp_path_factory.mktemp("lab"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright_api.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(lab, browser):
+    expect.set_options(timeout=60_000)
+    context = browser.new_context(viewport={"width": 1280, "height": 1400})
+    yield context.new_page()
+    context.close()
+    lab.close_sessions()
+
+
+def _open_and_run_all(page, lab, name: str):
+    page.goto(f"{lab.url}/lab/workspaces/{uuid.uuid4().hex[:8]}/tree/{name}?token={TOKEN}")
+    panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
+    expect(page.locator(".jp-StatusBar-TextItem", has_text="Python 3 (ipykernel) | Idle")).to_be_visible()
+    page.get_by_role("menuitem", name="Run", exact=True).click()
+    page.locator("li[data-command='runmenu:run-all']").click()
+    prompts = panel.locator(".jp-CodeCell .jp-InputArea-prompt")
+    count = prompts.count()
+    assert count > 10
+    for i in range(count):
+        expect(prompts.nth(i)).to_have_text(re.compile(r"\[\d+\]:"))
+    return panel
+
+
+def _shoot(page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    expect(page.locator("#jupyterlab-splash")).to_have_count(0)
+    page.screenshot(path=str(ARTIFACTS / name))
+
+
+def test_example_renders_and_the_widget_runs_the_pipeline(lab, page):
+    lab.set_theme("JupyterLab Light")
+    panel = _open_and_run_all(page, lab, lab.copy_example())
+
+    # The SVG graph (image/svg+xml, shown by Lab as an <img>) and the inline SVG of the step view.
+    graph = panel.locator(".jp-OutputArea-output[data-mime-type='image/svg+xml'] img").first
+    expect(graph).to_be_visible()
+    svg = urllib.parse.unquote(graph.get_attribute("src"))
+    assert "step&#45;Summary" in svg and "runs on materialize()" in svg
+    expect(panel.locator(".jp-RenderedHTMLCommon .jo-step svg").first).to_be_visible()
+
+    # The first cell's live view was drawn before anything ran, and followed every later cell.
+    first_view = panel.locator(".jp-RenderedHTMLCommon .jo-step").first
+    expect(first_view.locator("table.jo-plan-table tr[data-step]")).to_have_count(5)
+    expect(first_view.locator(".jo-title")).to_contain_text("5 cached")
+    _shoot(page, "browser-light-notebook.png")
+
+    widget = panel.locator(".jo-pipeline-widget")
+    widget.scroll_into_view_if_needed()
+    expect(widget.locator(".jo-title")).to_contain_text("0 to run on materialize()")
+
+    widget.locator(".widget-select-multiple select").select_option(["Clean"])
+    widget.locator(".jupyter-widgets.widget-button", has_text="Invalidate selected").click()
+    expect(widget.locator(".jo-title")).to_contain_text("4 to run on materialize()")
+    expect(widget.locator(".jo-status")).to_contain_text("Dropped the results of Clean")
+    expect(first_view.locator(".jo-title")).to_contain_text("4 to run on materialize()")  # live, no cell re-run
+    _shoot(page, "browser-light-widget-invalidated.png")
+
+    widget.locator(".jupyter-widgets.widget-button", has_text="Materialize").click()
+    expect(widget.locator(".jo-status")).to_contain_text("Materialized Summary")
+    expect(widget.locator(".jo-title")).to_contain_text("0 to run on materialize()")
+    expect(widget.locator("tr[data-step='Clean'] .jo-value")).to_have_text("list of 66")
+    expect(first_view.locator(".jo-title")).to_contain_text("0 to run on materialize()")
+    _shoot(page, "browser-light-widget-materialized.png")
+
+
+def test_example_in_the_dark_theme(lab, page):
+    lab.set_theme("JupyterLab Dark")
+    try:
+        panel = _open_and_run_all(page, lab, lab.copy_example())
+        expect(page.locator("body")).to_have_attribute("data-jp-theme-name", "JupyterLab Dark")
+        expect(panel.locator("table.jo-plan-table").first).to_be_visible()
+        # Badges keep dark text on their own fill whatever the theme.
+        badge = panel.locator("table.jo-plan-table span[title='cached']").first
+        expect(badge).to_have_css("color", "rgb(27, 27, 27)")
+        _shoot(page, "browser-dark-notebook.png")
+        widget = panel.locator(".jo-pipeline-widget")
+        widget.scroll_into_view_if_needed()
+        _shoot(page, "browser-dark-widget.png")
+    finally:
+        lab.set_theme("JupyterLab Light")
