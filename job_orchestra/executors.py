@@ -159,6 +159,8 @@ class FuturesBackend(Backend):
     """A ``concurrent.futures.Executor``: threads run ``step.run`` here, other executors get pickled payloads."""
 
     def __init__(self, executor: Executor, limit: int | None, *, owned: bool, ship: bool) -> None:
+        if ship:
+            _give_main_a_spec()
         self.executor = executor
         self.limit = limit
         self.owned = owned
@@ -241,6 +243,22 @@ def process_context() -> Any:
         context.set_forkserver_preload(["job_orchestra.executors"])
         return context
     return multiprocessing.get_context("spawn")
+
+
+def _give_main_a_spec() -> None:
+    """Let multiprocessing start workers from an IPython session whose ``__main__`` is a stand-in object.
+
+    Starting a worker reads ``sys.modules["__main__"].__spec__``, which IPython's stand-in module lacks;
+    ``None`` is its value for an interactive session (there is no main script to import in the worker).
+    """
+    import sys
+
+    main = sys.modules.get("__main__")
+    if main is not None and not hasattr(main, "__spec__"):
+        try:
+            main.__spec__ = None
+        except AttributeError:  # pragma: no cover - a main module that takes no attributes
+            pass
 
 
 def _is_dask_client(obj: Any) -> bool:

@@ -586,3 +586,12 @@ def test_importing_the_package_loads_no_executor_library():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_processes_start_from_an_ipython_session_whose_main_has_no_spec(monkeypatch):
+    # IPython replaces sys.modules["__main__"] with a stand-in object that has no __spec__.
+    import types
+
+    stand_in = types.SimpleNamespace(__name__="__main__")
+    monkeypatch.setitem(sys.modules, "__main__", stand_in)
+    assert Number(4).materialize("processes", max_workers=1).square == 16
