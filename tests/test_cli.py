@@ -1,0 +1,200 @@
+"""``python -m job_orchestra``: run / plan / graph, snapshots, exit codes, progress display."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from job_orchestra import Context
+from job_orchestra.cli import main
+
+PIPELINE = textwrap.dedent(
+    """
+    import os
+    from job_orchestra import Context, Step
+
+    RUNS = []
+    ctx = Context()
+
+    class Load(Step):
+        def run(self):
+            RUNS.append("Load")
+            return list(range(10))
+
+    class Square(Step):
+        def run(self, xs):
+            RUNS.append("Square")
+            if os.environ.get("BREAK_SQUARE") == "1":
+                raise ValueError("square is broken on purpose")
+            return [x * x for x in xs]
+
+    class Total(Step):
+        def run(self, xs, squares):
+            RUNS.append("Total")
+            return {"total": sum(xs) + sum(squares)}
+
+    load = Load(ctx=ctx)
+    head = Total(depends_on=[load, Square(depends_on=load, ctx=ctx)], ctx=ctx)
+
+    def build():
+        return head
+
+    not_a_step = 42
+    """
+)
+
+
+@pytest.fixture
+def pipeline(tmp_path, monkeypatch):
+    path = tmp_path / "cli_pipeline.py"
+    path.write_text(PIPELINE)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("BREAK_SQUARE", raising=False)
+    yield path
+    sys.modules.pop("cli_pipeline", None)
+
+
+def runs():
+    return sys.modules["cli_pipeline"].RUNS
+
+
+def cli(*args, env=None, timeout=120):
+    """Run the command line in a fresh process (exit codes and Ctrl-C as a user sees them)."""
+    environment = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "job_orchestra", *args],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=timeout,
+    )
+
+
+@pytest.mark.parametrize("executor", ["serial", "threads", "processes"])
+def test_run_prints_the_result_and_exits_0(pipeline, capsys, executor):
+    assert main(["run", f"{pipeline}:head", "--executor", executor, "--max-workers", "2"]) == 0
+    out, err = capsys.readouterr()
+    assert out.strip() == "AttrDict({'total': 330})"
+    assert "Total done: 3 step(s) run" in err
+
+
+def test_head_can_be_a_function_returning_a_step_and_a_module_name_works(pipeline, capsys):
+    assert main(["run", "cli_pipeline:build"]) == 0
+    assert "'total': 330" in capsys.readouterr().out
+
+
+def test_snapshot_then_load_runs_only_what_is_left(pipeline, tmp_path, capsys, monkeypatch):
+    snap = tmp_path / "snap"
+    monkeypatch.setenv("BREAK_SQUARE", "1")
+    assert main(["run", f"{pipeline}:head", "--executor", "threads", "--snapshot", str(snap)]) == 1
+    err = capsys.readouterr().err
+    assert "step 'Square' failed: ValueError: square is broken on purpose" in err
+    assert "snapshot with 1 result(s) written" in err  # written even after the failure
+    assert sorted(k for k in Context.load(snap) if k != "context_meta") == ["Load"]
+
+    monkeypatch.setenv("BREAK_SQUARE", "0")
+    sys.modules.pop("cli_pipeline")
+    assert main(["run", f"{pipeline}:head", "--load", str(snap), "--snapshot", str(snap)]) == 0
+    assert runs() == ["Square", "Total"]  # Load came from the snapshot
+    assert Context.load(snap)["Total"] == {"total": 330}  # the snapshot was replaced
+
+    # The snapshot holds the pipeline too: it runs without the source file.
+    capsys.readouterr()
+    assert main(["plan", "--load", str(snap)]) == 0
+    plan = capsys.readouterr().out
+    assert plan.splitlines()[1:] == [" [*] ( ) Load", " [*] ( ) Square", " [*] (H) Total"]
+
+
+def test_plan_prints_the_plan(pipeline, capsys):
+    assert main(["plan", f"{pipeline}:head"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Execution plan.") and out.splitlines()[1:] == [
+        " [ ] (>) Load",
+        " [ ] (>) Square",
+        " [ ] (H) Total",
+    ]
+    assert runs() == []  # planning runs nothing
+
+
+def test_graph_writes_svg_and_dot(pipeline, tmp_path):
+    svg, dot = tmp_path / "g.svg", tmp_path / "g.dot"
+    assert main(["graph", f"{pipeline}:head", "-o", str(svg)]) == 0
+    assert main(["graph", f"{pipeline}:head", "--output", str(dot)]) == 0
+    assert svg.read_text().lstrip().startswith("<?xml") and "<svg" in svg.read_text()
+    assert "Load -> Square" in dot.read_text()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["run", "{p}"], "expected FILE_OR_MODULE:HEAD"),
+        (["run", "{p}:missing"], "has no 'missing'. Steps defined there: head, load."),
+        (["run", "{p}:not_a_step"], "is a int, not a Step"),
+        (["run", "no_such_module_xyz:head"], "no Python file or module named 'no_such_module_xyz'"),
+        (["run", "missing_file.py:head"], "no such file: missing_file.py"),
+        (["run"], "give the pipeline as FILE_OR_MODULE:HEAD"),
+        (["plan", "{p}:head", "--load", "no_snapshot_here"], "no snapshot there"),
+    ],
+)
+def test_usage_errors_exit_2_with_a_message(pipeline, capsys, argv, message):
+    with pytest.raises(SystemExit) as info:
+        main([a.format(p=pipeline) for a in argv])
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_bad_options_exit_2(pipeline, capsys):
+    for argv in (["run", f"{pipeline}:head", "--executor", "gpu"], ["run", "x:y", "--max-workers", "0"], []):
+        with pytest.raises(SystemExit) as info:
+            main(argv)
+        assert info.value.code == 2
+    assert "invalid choice: 'gpu'" in capsys.readouterr().err
+
+
+def test_progress_bar_shows_steps_done_and_total(pipeline, capsys):
+    assert main(["run", f"{pipeline}:head", "--progress"]) == 0
+    err = capsys.readouterr().err
+    assert "materialize Total" in err and "3/3" in err and "running: Square" in err
+
+
+def test_shell_exit_codes_for_failure_and_interrupt(tmp_path):
+    (tmp_path / "pipe.py").write_text(PIPELINE)
+    (tmp_path / "stop.py").write_text(
+        textwrap.dedent(
+            """
+            import os, signal, time
+            from job_orchestra import Context, Step
+
+            ctx = Context()
+
+            class Presses(Step):
+                def run(self):
+                    os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while this step runs
+                    time.sleep(0.2)
+                    return 1
+
+            class After(Step):
+                def run(self, x):
+                    return x + 1
+
+            head = After(depends_on=Presses(ctx=ctx), ctx=ctx)
+            """
+        )
+    )
+    failed = cli("run", str(tmp_path / "pipe.py:head"), env={"BREAK_SQUARE": "1"})
+    assert failed.returncode == 1
+    assert failed.stderr.rstrip().endswith("step 'Square' failed: ValueError: square is broken on purpose")
+    assert "Traceback" in failed.stderr and failed.stdout == ""
+
+    for executor in ("serial", "threads"):
+        snap = tmp_path / f"snap-{executor}"
+        stopped = cli("run", str(tmp_path / "stop.py:head"), "--executor", executor, "--snapshot", str(snap))
+        assert stopped.returncode == 130, stopped.stderr
+        assert "interrupted" in stopped.stderr
+        kept = sorted(k for k in Context.load(snap) if k != "context_meta")
+        # Serially Ctrl-C lands inside the step; with threads the running step finishes and is kept.
+        assert kept == ([] if executor == "serial" else ["Presses"])
