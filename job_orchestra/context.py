@@ -240,30 +240,51 @@ class Context(AttrDict):
 
     def store(
         self,
-        path: str | PathLike[str],
+        path: str | PathLike[str] | None = None,
         pipeline: Step | None = None,
         *,
         key: bytes | str | None = None,
+        dir_path: str | PathLike[str] | None = None,
+        fullcopy: bool = False,
     ) -> None:
         """Write a snapshot directory at ``path`` (which must not exist), atomically.
 
         Every entry dill can serialize is kept; keys starting with ``"."`` are skipped at any nesting
         level. With ``pipeline=head`` the steps are stored too, attached to this Context on load.
         ``key=`` signs the snapshot with an HMAC, which ``load(path, key=...)`` then checks.
+        ``dir_path=`` and ``fullcopy=`` are 1.1's spellings; snapshots are always full copies now.
         """
         from .snapshot import store
 
-        store(self, path, pipeline=pipeline, key=key)
+        if isinstance(pipeline, bool):  # 1.1's store(dir_path, fullcopy)
+            pipeline = None
+        store(self, _snapshot_path(path, dir_path, "store"), pipeline=pipeline, key=key)
 
     @classmethod
-    def load(cls, path: str | PathLike[str], *, key: bytes | str | None = None) -> Context:
+    def load(
+        cls,
+        path: str | PathLike[str] | None = None,
+        *,
+        key: bytes | str | None = None,
+        dir_path: str | PathLike[str] | None = None,
+    ) -> Context:
         """Open a snapshot written by :meth:`store` (or by job-orchestra 1.1); values load on first use.
 
         Loading runs code from the snapshot, like any pickle: only load snapshots you trust.
         """
         from .snapshot import load
 
-        return load(cls, path, key=key)
+        return load(cls, _snapshot_path(path, dir_path, "load"), key=key)
+
+
+def _snapshot_path(path: object, dir_path: object, verb: str) -> object:
+    """``path``, or 1.1's ``dir_path=`` keyword; exactly one of them."""
+    if path is not None and dir_path is not None:
+        raise TypeError(f"Context.{verb}() takes path or dir_path (1.1's name), not both")
+    chosen = path if path is not None else dir_path
+    if chosen is None:
+        raise TypeError(f"Context.{verb}(): path must be the path of the snapshot directory, got None")
+    return chosen
 
 
 def _rebuild_context(items: dict, fingerprints: dict) -> Context:

@@ -182,3 +182,13 @@ def test_step_names_with_odd_characters_round_trip(tmp_path):
     Named(ctx=ctx, name_alias="a/b: c*?").materialize()
     ctx.store(tmp_path / "snap")
     assert Context.load(tmp_path / "snap")["a/b: c*?"] == 5
+
+
+def test_1_1_spellings_of_store_and_load(tmp_path):
+    ctx = Context(a=1)
+    ctx.store(dir_path=tmp_path / "one", fullcopy=True)
+    ctx.store(str(tmp_path / "two"), True)  # 1.1's positional fullcopy
+    assert Context.load(dir_path=tmp_path / "one")["a"] == 1
+    assert Context.load(tmp_path / "two").pipeline is None
+    with pytest.raises(TypeError, match="path"):
+        Context().store()
