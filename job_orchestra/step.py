@@ -131,6 +131,10 @@ class Step:
         steps behind them. Results are written to their Context as soon as each step finishes, so a failure
         loses nothing: call ``materialize()`` again to run only what is left. A cached result computed from
         other code, parameters or inputs is stale and runs again; ``stale="use"`` uses it anyway (as 1.1 did).
+
+        ``executor`` runs independent steps side by side: ``None`` (serial), ``"threads"``, ``"processes"``,
+        any :class:`concurrent.futures.Executor`, or a ``dask.distributed.Client`` (steps become Dask tasks).
+        At most ``max_workers`` steps run at once. ``callbacks`` follow the run (see :class:`Callback`).
         """
         from .plan import stale_policy
         from .scheduler import materialize
