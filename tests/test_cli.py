@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -62,6 +63,11 @@ def runs():
     return sys.modules["cli_pipeline"].RUNS
 
 
+def _interruptible() -> None:
+    # A CI job started in the background inherits an ignored SIGINT; a user's terminal does not.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def cli(*args, env=None, timeout=120):
     """Run the command line in a fresh process (exit codes and Ctrl-C as a user sees them)."""
     environment = {**os.environ, **(env or {})}
@@ -71,6 +77,7 @@ def cli(*args, env=None, timeout=120):
         text=True,
         env=environment,
         timeout=timeout,
+        preexec_fn=_interruptible,
     )
 
 
