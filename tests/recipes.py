@@ -7,6 +7,20 @@ from job_orchestra import Context, Step
 CALLS: list[str] = []
 
 
+class Leaf(Step):
+    """A step without dependencies returning 1 (used across the tests)."""
+
+    def run(self):
+        return 1
+
+
+class Node(Step):
+    """A step returning the sum of its inputs plus one (used across the tests)."""
+
+    def run(self, *xs):
+        return sum(xs) + 1
+
+
 class _Recorded(Step):
     def run(self, *inputs):
         CALLS.append(str(self))

@@ -5,16 +5,7 @@ from __future__ import annotations
 import pytest
 
 from job_orchestra import Callback, Context, Step
-
-
-class Leaf(Step):
-    def run(self):
-        return 1
-
-
-class Node(Step):
-    def run(self, *xs):
-        return sum(xs) + 1
+from tests.recipes import Leaf, Node
 
 
 class Fail(Step):

@@ -6,16 +6,7 @@ import pytest
 
 from job_orchestra import CycleError, DuplicateStepName, Step
 from job_orchestra.graph import collect, legacy_breadth_first
-
-
-class Leaf(Step):
-    def run(self):
-        return 1
-
-
-class Node(Step):
-    def run(self, *xs):
-        return sum(xs) + 1
+from tests.recipes import Leaf, Node
 
 
 def test_one_object_through_several_paths_is_one_step():

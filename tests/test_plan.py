@@ -2,18 +2,9 @@
 
 from __future__ import annotations
 
-from job_orchestra import Context, ExecutionPlan, Step
+from job_orchestra import Context, ExecutionPlan
 from job_orchestra.plan import Availability, Schedule
-
-
-class Leaf(Step):
-    def run(self):
-        return 1
-
-
-class Node(Step):
-    def run(self, *xs):
-        return sum(xs) + 1
+from tests.recipes import Leaf, Node
 
 
 def rows(head):
