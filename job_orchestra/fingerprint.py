@@ -20,6 +20,7 @@ matters, and the parts let a plan say *why* a result is stale.
 
 from __future__ import annotations
 
+import dis
 import enum
 import functools
 import pickle
@@ -395,6 +396,7 @@ class _CodeWalker:
         self.values = _ValueHasher(self.h)
         self.seen: set[int] = set()
         self.watch: list[tuple[Any, Any, Any]] = []
+        self.stored: set[str] = set()  # globals some walked code assigns: state, left out
 
     def tag(self, text: str) -> None:
         self.h.update(text.encode("utf-8", "surrogatepass") + b"\x00")
@@ -483,6 +485,11 @@ class _CodeWalker:
             self.add_referenced(wrapped)
         namespace = fn.__globals__
         used = sorted(set(names))
+        # Globals the code assigns (``global counter; counter += 1``) are state, not configuration: a step
+        # that bumps one must not look edited after it ran. Functions are walked first, so what a helper
+        # assigns is known before the constants are hashed.
+        self.stored.update(_stored_globals(fn.__code__))
+        constants = []
         for name in used:
             obj = namespace.get(name, _MISSING)
             if obj is _MISSING:
@@ -494,8 +501,17 @@ class _CodeWalker:
             if isinstance(obj, (types.FunctionType, type)):
                 if not _is_user(obj):
                     continue
-            elif not (isinstance(obj, _SIMPLE_CONSTANTS) or _is_simple_tuple(obj)):
+            elif isinstance(obj, _SIMPLE_CONSTANTS) or _is_simple_tuple(obj):
+                constants.append((name, obj))
+                continue
+            else:
                 continue  # data and objects: not code
+            self.watch.append((namespace, name, obj))
+            self.tag(f"global:{name}")
+            self.add_referenced(obj)
+        for name, obj in constants:
+            if name in self.stored:
+                continue
             self.watch.append((namespace, name, obj))
             self.tag(f"global:{name}")
             self.add_referenced(obj)
@@ -540,6 +556,19 @@ class _CodeWalker:
                 self.tag("frozenset:" + "|".join(sorted(map(repr, const))))
             else:
                 self.tag(f"{type(const).__name__}:{const!r}")
+
+
+def _stored_globals(code: types.CodeType) -> set[str]:
+    """Names a function (or code nested in it) assigns or deletes with a ``global`` statement."""
+    out: set[str] = set()
+    stack = [code]
+    while stack:
+        current = stack.pop()
+        for ins in dis.get_instructions(current):
+            if ins.opname in ("STORE_GLOBAL", "DELETE_GLOBAL"):
+                out.add(ins.argval)
+        stack.extend(c for c in current.co_consts if isinstance(c, types.CodeType))
+    return out
 
 
 def _is_simple_tuple(obj: object) -> bool:

@@ -392,3 +392,38 @@ def test_parameters_a_run_changes_become_state_with_a_warning():
     b.scale = 3  # a real parameter still counts
     assert [r.reason for r in head.execution_plan(show=False)] == [None, "parameters", "upstream step b changed"]
     assert head.materialize() == 6 and log == ["a", "b", "b"]
+
+
+def test_a_global_counter_the_code_bumps_is_state_but_a_global_setting_it_reads_is_code():
+    from tests.test_fingerprint import cell
+
+    ns = cell(
+        """
+        from job_orchestra import Context, Step
+        RUNS = 0
+        THRESHOLD = 3
+
+        def bump():
+            global RUNS
+            RUNS += 1
+
+        class Count(Step):
+            def run(self):
+                global RUNS
+                RUNS += 1
+                return RUNS
+
+        class Use(Step):
+            def run(self, a):
+                bump()
+                return a + THRESHOLD
+        """
+    )
+    ctx = ns["Context"]()
+    head = ns["Use"](depends_on=ns["Count"](ctx=ctx), ctx=ctx)
+    assert head.materialize() == 4
+    assert [r.availability.value for r in head.execution_plan(show=False)] == ["[*]", "[*]"]
+    ns["THRESHOLD"] = 5
+    plan = head.execution_plan(show=False)
+    assert [r.availability.value for r in plan] == ["[*]", "[~]"] and plan["Use"].reason == "code"
+    assert head.materialize() == 6 and ns["RUNS"] == 3  # Count is not run again, Use is
