@@ -133,13 +133,71 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+class Pickler(dill.Pickler):
+    """dill's pickler for snapshots: code defined in a notebook (``__main__``) is carried by value, with
+    only the globals it uses (``recurse=True``), so a fresh process can run it."""
+
+    def __init__(self, file: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("protocol", dill.HIGHEST_PROTOCOL)
+        kwargs.setdefault("recurse", True)
+        super().__init__(file, **kwargs)
+
+
+def _persistent(pickler: Any, context: Context | None) -> None:
+    if context is not None:
+        pickler.persistent_id = lambda obj: _CONTEXT_PID if obj is context else None
+
+
+def _write(value: Any, file: Any, context: Context | None, first: str, reset: Any) -> str:
+    """Pickle ``value`` into ``file`` with dill or cloudpickle (``first``), falling back to the other.
+
+    Both carry notebook code by value and both streams load with dill. dill serializes more kinds of
+    objects; cloudpickle names library functions reliably, where dill's ``recurse`` walk can wander into a
+    library (scikit-learn's decorated functions) until the recursion limit. Pipelines try cloudpickle
+    first, values dill first.
+    """
+    import cloudpickle
+
+    makers = {
+        "dill": lambda f: Pickler(f),
+        "cloudpickle": lambda f: cloudpickle.Pickler(f, protocol=dill.HIGHEST_PROTOCOL),
+    }
+    order = [first, *(name for name in makers if name != first)]
+    for attempt, name in enumerate(order):
+        pickler = makers[name](file)
+        _persistent(pickler, context)
+        try:
+            pickler.dump(value)
+            return name
+        except Exception:
+            if attempt == len(order) - 1:
+                raise
+            reset()
+    raise AssertionError("unreachable")
+
+
+def _rewind(raw: BinaryIO, writer: _HashingWriter | None = None) -> Any:
+    start = raw.tell()
+
+    def reset() -> None:
+        raw.seek(start)
+        raw.truncate()
+        if writer is not None:
+            writer.hash = hashlib.sha256()
+            writer.size = 0
+
+    return reset
+
+
+def dump(value: Any, file: BinaryIO) -> str:
+    """Pickle ``value`` into a seekable binary file as snapshots do; returns the pickler used."""
+    return _write(value, file, None, "dill", _rewind(file))
+
+
 def _dump(value: Any, file: Path, *, context: Context | None = None) -> tuple[int, str]:
     with open(file, "wb") as raw:
         writer = _HashingWriter(raw)
-        pickler = dill.Pickler(writer, protocol=dill.HIGHEST_PROTOCOL, recurse=True)
-        if context is not None:
-            pickler.persistent_id = lambda obj: _CONTEXT_PID if obj is context else None  # type: ignore[method-assign]
-        pickler.dump(value)
+        _write(value, writer, context, "cloudpickle" if context is not None else "dill", _rewind(raw, writer))
         raw.flush()
         os.fsync(raw.fileno())
     return writer.size, writer.hash.hexdigest()

@@ -23,7 +23,7 @@ import dill
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
 
-from job_orchestra import Context, Step
+from job_orchestra import Context, Step, snapshot
 
 __all__ = ["FORMAT", "OrchestraMagics", "load_namespace", "save_namespace"]
 
@@ -60,7 +60,7 @@ def save_namespace(namespace: dict[str, Any], path: str | os.PathLike[str], over
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            dill.dump(payload, f, protocol=dill.HIGHEST_PROTOCOL, recurse=True)
+            snapshot.dump(payload, f)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -192,3 +192,40 @@ def test_1_1_spellings_of_store_and_load(tmp_path):
     assert Context.load(tmp_path / "two").pipeline is None
     with pytest.raises(TypeError, match="path"):
         Context().store()
+
+
+def test_notebook_steps_using_library_functions_imported_by_name_snapshot_and_resume(tmp_path):
+    # dill's recurse walk alone never ends on scikit-learn's decorated functions; snapshots must still work.
+    writer = textwrap.dedent(
+        """
+        import sys
+        from sklearn.metrics import accuracy_score
+        from sklearn.model_selection import cross_val_score
+        from job_orchestra import Context, Step
+        class Score(Step):
+            def run(self):
+                return {"accuracy": accuracy_score([1, 0, 1], [1, 1, 1]), "cv": cross_val_score.__name__}
+        class Report(Step):
+            def run(self, score):
+                return f"{score.cv}: {score.accuracy:.2f}"
+        ctx = Context(scorer=lambda y, p: accuracy_score(y, p))
+        head = Report(depends_on=Score(ctx=ctx))
+        print("RESULT", head.materialize())
+        ctx.store(sys.argv[1], pipeline=head)
+        """
+    )
+    reader = textwrap.dedent(
+        """
+        import sys
+        from job_orchestra import Context
+        ctx = Context.load(sys.argv[1])
+        print("RESULT", ctx.pipeline.materialize(), ctx["scorer"]([1, 0], [1, 0]))
+        """
+    )
+    snap = str(tmp_path / "snap")
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    first = subprocess.run([sys.executable, "-c", writer, snap], capture_output=True, text=True, env=env, timeout=120)
+    assert first.returncode == 0, first.stderr
+    second = subprocess.run([sys.executable, "-c", reader, snap], capture_output=True, text=True, env=env, timeout=120)
+    assert second.returncode == 0, second.stderr
+    assert "RESULT cross_val_score: 0.67 1.0" in second.stdout
