@@ -136,16 +136,10 @@ def _collect(head: Step) -> PipelineGraph:
 
 
 def _dependencies_as_list(step: Step) -> list:
-    deps = step.dependencies
-    if deps is None:
-        return []
-    if isinstance(deps, (list, tuple)):
-        return list(deps)
-    from .step import Step
+    """``step.dependencies`` as a list, when it was replaced by a tuple, a single Step or None."""
+    from .step import _as_dependency_list
 
-    if isinstance(deps, Step):
-        return [deps]
-    raise InvalidStepError(f"Step {str(step)!r}: its .dependencies must be a list of Steps, got {type(deps).__name__}")
+    return _as_dependency_list(f"Step {str(step)!r} (its .dependencies)", step.dependencies)
 
 
 def _duplicate_message(duplicates: dict[str, list[Step]], head: Step) -> str:
