@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import datetime
+import functools
 import platform
 import threading
 from collections.abc import Iterator
-from importlib import metadata
 from os import PathLike
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +20,11 @@ __all__ = ["Context"]
 _MISSING = object()
 
 
+@functools.cache
 def _version(dist: str) -> str | None:
+    """An installed distribution's version, read once per process (package metadata is slow to read)."""
+    from importlib import metadata  # a few ms to import: paid by the first Context, not by `import`
+
     try:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:

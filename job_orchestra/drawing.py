@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import graphviz
 
+from . import rendering
 from .plan import Availability, ExecutionPlan, PlanRow, Schedule
 
 if TYPE_CHECKING:
@@ -111,10 +112,8 @@ class DependencyGraph(graphviz.Digraph):
         return {"image/svg+xml": svg, "text/plain": text}
 
     def _ipython_display_(self) -> None:
-        """In IPython, show the graph through :mod:`jupyter_ext` (a live drawing with a legend)."""
-        from jupyter_ext.display import ipython_display
-
-        ipython_display(self)
+        """In IPython, show the graph through the display layer (a live drawing with a legend)."""
+        rendering.ipython_display(self, fallback=self._repr_mimebundle_())
 
     def __repr__(self) -> str:
         return f"<DependencyGraph of {self.name!r}: {len(self.plan)} steps>"

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import html
 from collections.abc import Iterator
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
+from . import rendering
 from .graph import PipelineGraph, collect, gc_paused
 
 if TYPE_CHECKING:
@@ -241,22 +243,22 @@ class ExecutionPlan:
     def _repr_pretty_(self, printer, cycle: bool) -> None:  # IPython's plain-text form
         printer.text(str(self).rstrip("\n"))
 
-    # Rich display: built by the optional display layer (jupyter_ext), imported only when asked for.
+    # Rich display: built by a display layer found through job_orchestra.rendering (jupyter_ext in Jupyter).
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None, **kwargs: Any) -> dict[str, str]:
         """The plan as an HTML table plus the 1.1 text (``text/plain``)."""
-        from jupyter_ext.display import plan_bundle
-
-        return plan_bundle(self)
+        bundle = rendering.mimebundle(self)
+        if bundle is None:
+            bundle = {"text/plain": str(self).rstrip("\n")}
+        return bundle
 
     def _repr_html_(self) -> str:
-        """The plan as an HTML table with a legend."""
-        return self._repr_mimebundle_()["text/html"]
+        """The plan as an HTML table with a legend (preformatted 1.1 text when no display layer is installed)."""
+        bundle = self._repr_mimebundle_()
+        return bundle.get("text/html") or f"<pre>{html.escape(bundle['text/plain'])}</pre>"
 
     def _ipython_display_(self) -> None:
-        """In IPython, show the plan through :mod:`jupyter_ext` (live: it updates as the pipeline runs)."""
-        from jupyter_ext.display import ipython_display
-
-        ipython_display(self)
+        """In IPython, show the plan through the display layer (live: it updates as the pipeline runs)."""
+        rendering.ipython_display(self, fallback=self._repr_mimebundle_())
 
 
 class _Fingerprints:

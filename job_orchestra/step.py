@@ -7,8 +7,10 @@ import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from . import rendering
 from .attrdict import AttrDict
 from .errors import InvalidStepError
+from .rendering import start_in_kernel
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor
@@ -139,8 +141,7 @@ class Step:
         from .plan import stale_policy
         from .scheduler import materialize
 
-        if "ipykernel" in sys.modules and "jupyter_ext" not in sys.modules:
-            _start_display_layer()
+        start_in_kernel()  # a display layer (found by entry point) shows progress in Jupyter
         with stale_policy(stale):
             return materialize(self, executor=executor, max_workers=max_workers, callbacks=callbacks)
 
@@ -180,18 +181,17 @@ class Step:
         svg = self.dependency_graph().svg_or_text()
         return f"element.innerHTML = {json.dumps(svg)};"
 
-    # Rich display: built by the optional display layer (jupyter_ext), imported only when asked for.
+    # Rich display: built by a display layer found through job_orchestra.rendering (jupyter_ext in Jupyter).
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None, **kwargs: Any) -> dict[str, str]:
         """The step's dependency graph and execution plan (HTML), plus its repr and plan as text."""
-        from jupyter_ext.display import step_bundle
-
-        return step_bundle(self)
+        bundle = rendering.mimebundle(self)
+        if bundle is None:
+            bundle = {"text/plain": f"{self!r}\n{str(self.execution_plan(show=False)).rstrip()}"}
+        return bundle
 
     def _ipython_display_(self) -> None:
-        """In IPython, show the graph and plan through :mod:`jupyter_ext` (live: they follow the runs)."""
-        from jupyter_ext.display import ipython_display
-
-        ipython_display(self)
+        """In IPython, show the graph and plan through the display layer (live: they follow the runs)."""
+        rendering.ipython_display(self, fallback=self._repr_mimebundle_())
 
     def depending_steps_breadth_first(self) -> list[str]:
         """Names of every step this one depends on, directly or not, breadth-first (1.1 order)."""
@@ -272,14 +272,6 @@ class Join(Step):
 
     def run(self, *inputs: Any) -> tuple:
         return inputs
-
-
-def _start_display_layer() -> None:
-    """In a Jupyter kernel, import jupyter_ext so a run shows its progress (it registers a Callback)."""
-    try:
-        import jupyter_ext  # noqa: F401
-    except ImportError:  # the display layer is optional
-        pass
 
 
 def _interactive() -> bool:

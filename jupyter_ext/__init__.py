@@ -1,7 +1,8 @@
 """jupyter_ext: the Jupyter layer of job-orchestra.
 
-Plans show as HTML tables, graphs as SVG, steps as both, with no set-up: the core objects import this
-package lazily when they are displayed. In a Jupyter kernel the displays are live (they follow runs and
+Plans show as HTML tables, graphs as SVG, steps as both, with no set-up: the core never imports this
+package; it finds :mod:`jupyter_ext.renderer` through the ``job_orchestra.display`` entry point the first
+time an object is displayed. In a Jupyter kernel the displays are live (they follow runs and
 later cells) and ``materialize()`` shows a progress bar. This package also provides:
 
 - :class:`PipelineWidget`: graph, plan, Materialize / Invalidate / Store snapshot buttons, output area;

@@ -1,7 +1,7 @@
 """MIME bundles for plans, graphs and steps, and ``show()``: display one, live or frozen.
 
-The core objects call into this module lazily (``ExecutionPlan._repr_mimebundle_``,
-``Step._repr_mimebundle_``, their ``_ipython_display_``), so rich display needs no extension loading.
+The core objects reach this module through :mod:`jupyter_ext.renderer` (found by entry point, see
+:mod:`job_orchestra.rendering`), so rich display needs no extension loading.
 Every bundle has ``text/plain`` (the 1.1 text for a plan) next to its HTML or SVG.
 """
 

@@ -4,7 +4,7 @@ How it works (no change to the core is needed):
 
 - :func:`activate` registers :data:`~jupyter_ext.runs.TRACKER` as a global ``job_orchestra.Callback``
   and an IPython ``post_run_cell`` hook. It runs once per kernel, when ``jupyter_ext`` is imported
-  (which the core does lazily on the first rich display or ``materialize()`` in a kernel).
+  (the core loads it through its entry point on the first rich display or ``materialize()`` in a kernel).
 - Each live view remembers its head step (weakly), its display handle and a key of what it last showed.
 - During a run, the tracker's events refresh every view (throttled); after each cell, the hook refreshes
   them again, so a plan shown in an earlier cell follows later ``materialize()``, ``invalidate()`` or a
