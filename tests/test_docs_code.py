@@ -19,9 +19,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = sorted(
-    [ROOT / "README.md", *ROOT.glob("docs/*.md"), *ROOT.glob("docs/concepts/*.md")], key=lambda p: str(p)
-)
+PAGES = sorted([ROOT / "README.md", *ROOT.glob("docs/*.md"), *ROOT.glob("docs/concepts/*.md")], key=lambda p: str(p))
 BLOCK = re.compile(r"^```(python|ipython)\n(.*?)^```\n(?:\n*```text\n(.*?)^```\n)?", re.S | re.M)
 RETURNS = re.compile(r"^(?P<indent>\s*)(?P<expr>[^#\n=]+?)\s*#.*\breturns (?P<value>-?\d+(?:\.\d+)?|'[^']*')\s*$")
 
@@ -127,9 +125,7 @@ def page_blocks(page: Path) -> list[dict]:
     blocks = []
     for i, m in enumerate(BLOCK.finditer(page.read_text(encoding="utf-8"))):
         key = rel if i == 0 else f"{rel}#{i + 1}"
-        blocks.append(
-            {"lang": m[1], "code": check_returns(m[2]), "shown": m[3], "prelude": PRELUDES.get(key, "")}
-        )
+        blocks.append({"lang": m[1], "code": check_returns(m[2]), "shown": m[3], "prelude": PRELUDES.get(key, "")})
     return blocks
 
 
