@@ -66,3 +66,17 @@ def test_readme_commands_run_print_the_result_in_full_and_resume_after_a_failure
     resumed = run(resume, checkout)
     assert resumed.returncode == 0, resumed.stderr
     assert resumed.stdout == LUNCH + "\n" and "PanFry done: 1 step(s) run" in resumed.stderr
+
+
+def test_every_command_line_option_is_in_the_api_reference():
+    from job_orchestra.cli import _parser
+
+    api = (ROOT / "docs" / "api.md").read_text()
+    parser = _parser()
+    subparsers = next(a for a in parser._actions if a.dest == "command").choices
+    for name, sub in subparsers.items():
+        assert f"python -m job_orchestra {name}" in api
+        for action in sub._actions:
+            for option in action.option_strings:
+                if option not in ("-h", "--help"):
+                    assert f"`{option}" in api or f" {option}" in api, f"{name} {option} is not in docs/api.md"
