@@ -8,11 +8,13 @@ Executed copies and their HTML go to artifacts/examples/.
 from __future__ import annotations
 
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import nbclient
 import nbformat
+from jupyter_client import KernelManager
 from nbconvert import HTMLExporter
 
 HERE = Path(__file__).resolve().parent
@@ -30,7 +32,14 @@ def main(argv: list[str]) -> int:
         nb = nbformat.read(path, as_version=4)
         started = time.perf_counter()
         try:
-            nbclient.NotebookClient(nb, timeout=600, resources={"metadata": {"path": str(HERE)}}).execute()
+            with tempfile.TemporaryDirectory() as sockets:  # local sockets: no "running over TCP" warning
+                km = KernelManager(kernel_name="python3", transport="ipc", ip=str(Path(sockets) / "kernel"))
+                client = nbclient.NotebookClient(nb, km=km, timeout=600, resources={"metadata": {"path": str(HERE)}})
+                try:
+                    client.execute()
+                finally:
+                    if km.has_kernel:
+                        km.shutdown_kernel(now=True)
         except nbclient.exceptions.CellExecutionError as exc:
             failed += 1
             print(f"FAILED {path.name}: {str(exc).splitlines()[-1] if str(exc) else exc}")

@@ -23,6 +23,11 @@ class AttrDict(dict):
         try:
             return self[name]
         except KeyError:
+            from .cleverdict_compat import MISSING, result_method  # 1.1's CleverDict methods and aliases
+
+            found = result_method(self, name)
+            if found is not MISSING:
+                return found
             raise AttributeError(
                 f"{type(self).__name__} has no key {name!r}; keys: {sorted(map(str, self))[:10]}"
             ) from None
@@ -46,6 +51,6 @@ class AttrDict(dict):
 
 def as_attrdict(value: Any) -> Any:
     """Turn a dict output into an :class:`AttrDict` (1.1 behaviour); leave anything else as it is."""
-    if isinstance(value, dict) and not isinstance(value, AttrDict):
+    if type(value) is dict:  # as 1.1: dict subclasses (a CleverDict, an OrderedDict) are kept as they are
         return AttrDict(value)
     return value

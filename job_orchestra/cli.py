@@ -8,7 +8,8 @@
     python -m job_orchestra graph pipeline.py:head -o pipeline.svg
 
 ``HEAD`` names a Step in the file or module, or a function that takes no argument and returns one.
-Exit codes: 0 success, 1 a step failed (the message names it), 2 usage error, 130 interrupted (Ctrl-C).
+Exit codes: 0 success, 1 a step failed (the message names it), 2 usage error, 3 a program job-orchestra
+needs is missing (Graphviz's ``dot`` for ``graph``), 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import argparse
 import importlib
 import importlib.util
 import os
-import reprlib
+import pprint
 import shutil
 import sys
 import tempfile
@@ -34,7 +35,7 @@ from .step import Step
 
 __all__ = ["main"]
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_MISSING_PROGRAM, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
 class UsageError(Exception):
@@ -240,10 +241,29 @@ def _cmd_run(args: argparse.Namespace) -> int:
     else:
         seconds = time.perf_counter() - started
         _say(f"{head} done: {watch.finished} step(s) run in {seconds:.2f} s")
-        print(reprlib.repr(output))
+        print(_readable(output))
     if args.snapshot:
         _write_snapshot(head, args.snapshot)
     return status
+
+
+_SHOWN_LINES = 200
+
+
+def _readable(output: Any) -> str:
+    """The head's result for the terminal: a string as it is, anything else pretty-printed, in full up to
+    200 lines, else those and a line saying how much was left out and how to keep it all."""
+    text = output if isinstance(output, str) else pprint.pformat(output, width=100, sort_dicts=False)
+    lines = text.splitlines()
+    if len(lines) <= _SHOWN_LINES:
+        return text
+    left = len(lines) - _SHOWN_LINES
+    return "\n".join(
+        [
+            *lines[:_SHOWN_LINES],
+            f"... {left} more line(s) of this {type(output).__name__}; use --snapshot DIR to keep it",
+        ]
+    )
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
@@ -263,8 +283,12 @@ def _cmd_graph(args: argparse.Namespace) -> int:
         try:
             out.write_bytes(graph.pipe(format=fmt))
         except graphviz.ExecutableNotFound:
-            _say("Graphviz's 'dot' program is not installed: install graphviz, or write the graph as FILE.dot")
-            return EXIT_FAILED
+            _say(
+                f"cannot draw {out}: Graphviz's 'dot' program is not installed (nothing failed in the pipeline). "
+                "Install it (apt-get install graphviz, brew install graphviz, conda install graphviz), "
+                "or write the graph as FILE.dot"
+            )
+            return EXIT_MISSING_PROGRAM
         except (ValueError, graphviz.CalledProcessError) as exc:
             raise UsageError(f"cannot write a {fmt!r} drawing: {exc}") from None
     _say(f"graph of {graph.name} written to {out}")
@@ -275,7 +299,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m job_orchestra",
         description="Run, plan or draw a job-orchestra pipeline. HEAD is a Step, or a function returning one.",
-        epilog="Exit codes: 0 ok, 1 a step failed, 2 usage error, 130 interrupted.",
+        epilog="Exit codes: 0 ok, 1 a step failed, 2 usage error, 3 a needed program is missing, 130 interrupted.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

@@ -11,6 +11,7 @@ from os import PathLike
 from typing import TYPE_CHECKING, Any
 
 from .attrdict import AttrDict
+from .cleverdict_compat import CleverDictCompat
 
 if TYPE_CHECKING:
     from .step import Step
@@ -56,7 +57,7 @@ class LazyEntry:
         return f"<not loaded yet: {self.description}>"
 
 
-class Context(AttrDict):
+class Context(CleverDictCompat, AttrDict):
     """A dict with attribute access that keeps step results, and snapshots them to disk.
 
     Pass it to a step with ``ctx=``; that step's result is stored under the step's name and reused by

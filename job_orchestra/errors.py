@@ -10,6 +10,7 @@ __all__ = [
     "CycleError",
     "DuplicateStepName",
     "InvalidStepError",
+    "MissingResultError",
     "PipelineError",
     "SnapshotError",
     "SnapshotExistsError",
@@ -24,6 +25,17 @@ class PipelineError(Exception):
 class InvalidStepError(PipelineError, TypeError):
     """A step is declared wrongly: a non-Step dependency, a bad argument type, a ``run()`` that cannot
     take its inputs."""
+
+
+class MissingResultError(InvalidStepError, KeyError):
+    """A step without ``run()`` (a bare ``Step(name_alias=..., ctx=ctx)``) whose Context lacks its result."""
+
+    def __init__(self, message: str, key: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+    def __str__(self) -> str:  # KeyError would show the message quoted
+        return str(self.args[0])
 
 
 class DuplicateStepName(PipelineError, ValueError):

@@ -73,14 +73,17 @@ class Callback:
             Callback.active.add(self)
 
     def unregister(self) -> None:
+        """Stop calling this callback's hooks (after :meth:`register`; ``with callback:`` does both)."""
         with Callback._active_lock:
             Callback.active.discard(self)
 
     def __enter__(self) -> Callback:
+        """``with callback:`` registers it for the block (see :meth:`register`)."""
         self.register()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        """Unregister at the end of the ``with`` block, also when it raises."""
         self.unregister()
 
 

@@ -327,6 +327,7 @@ def _fingerprint_pass(
         stale_reason,
         total_of,
     )
+    from .step import defines_run
 
     exclude = PARAMETER_EXCLUDE
     fp_pass = FingerprintPass()
@@ -364,7 +365,7 @@ def _fingerprint_pass(
             if recorded.startswith(total) and recorded[len(total)] == ":":  # the totals cover everything
                 effective[name] = total
                 continue
-            if not rerun:
+            if not rerun or not defines_run(step):  # a bare Step(name_alias=...) cannot recompute: use it
                 effective[name] = total_of(recorded)
                 continue
             avail[name] = Availability.STALE

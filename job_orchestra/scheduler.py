@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from .attrdict import as_attrdict
-from .errors import InvalidStepError
+from .errors import InvalidStepError, MissingResultError
 from .events import Callback, Dispatcher, gather
 from .graph import PipelineGraph, collect, run_arity
 from .plan import ExecutionPlan
@@ -43,9 +43,7 @@ def check_runnable(graph: PipelineGraph, names: Iterable[str]) -> None:
             continue
         bound = step.run
         if getattr(bound, "__func__", None) is Step.run:
-            raise InvalidStepError(
-                f"Step {name!r} ({kind.__name__}) does not define run(self, *inputs): subclass Step and override run()."
-            )
+            raise _no_run_error(name, step)
         if "run" in vars(step):  # run() replaced on the instance: let Python check the call
             continue
         low, high = run_arity(kind)
@@ -57,6 +55,26 @@ def check_runnable(graph: PipelineGraph, names: Iterable[str]) -> None:
                 "take one argument per dependency, in depends_on order, or use run(self, *inputs)."
             )
         checked.add((kind, n_inputs))
+
+
+def _no_run_error(name: str, step: Step) -> InvalidStepError:
+    """A step without ``run()`` must find its result in its Context; say which key is missing and where."""
+    kind = type(step).__name__
+    if step.ctx is None and kind != "Step":
+        return InvalidStepError(
+            f"Step {name!r} ({kind}) does not define run(self, *inputs): subclass Step and override run()."
+        )
+    if step.ctx is None:
+        where = "it has no Context: pass ctx= a Context that holds the result"
+    else:
+        keys = [str(k) for k in step.ctx if k != "context_meta"]
+        shown = ", ".join(map(repr, keys[:20])) + (f" and {len(keys) - 20} more" if len(keys) > 20 else "")
+        where = f"its Context has no key {name!r} (its keys: {shown or 'none but context_meta'})"
+    return MissingResultError(
+        f"Step {name!r} ({kind}) does not define run(), so it can only use a stored result, but {where}. "
+        "Load the snapshot that holds it, fix the name_alias=, or subclass Step and override run().",
+        name,
+    )
 
 
 def _note_failure(exc: BaseException, name: str, step: Step, finished: int) -> None:

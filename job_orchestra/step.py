@@ -235,6 +235,12 @@ class Step:
         return Join(depends_on=dependencies, name_alias=name_alias)
 
 
+def defines_run(step: Step) -> bool:
+    """False for a step that has no ``run()`` of its own, such as a bare ``Step(name_alias=..., ctx=ctx)``
+    wired into a pipeline to stand for a result its Context already holds (a 1.1 idiom)."""
+    return "run" in vars(step) or getattr(type(step).run, "__code__", None) is not Step.run.__code__
+
+
 class _Data(Step):
     """The step made by :meth:`Step.from_data`; named ``Step`` when ``name_alias=None``, as in 1.1."""
 

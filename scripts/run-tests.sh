@@ -5,4 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
 jo_setup "test,dask,docs" chromium
+jo_setup_legacy  # the side-by-side tests with the published 1.1.4 (tests/test_compat_*.py)
 exec .venv/bin/python -m pytest "$@"

@@ -1,6 +1,7 @@
 # Sourced by run-examples.sh and run-tests.sh: installs what is missing, idempotently.
 #   - system packages (Debian/Ubuntu): graphviz's `dot`, python3-venv, and chromium for the browser test
 #   - a virtual environment in .venv with job-orchestra installed in editable mode and its extras
+#   - for the tests: job-orchestra 1.1.4 in its own venv in a cache directory (jo_setup_legacy)
 # Set JO_SKIP_APT=1 to never call apt-get (then missing system packages only skip what needs them).
 set -euo pipefail
 
@@ -11,8 +12,34 @@ apt_install() {
   [[ ${JO_SKIP_APT:-0} == 1 ]] && { echo "setup: JO_SKIP_APT=1, not installing $*" >&2; return 0; }
   command -v apt-get >/dev/null || { echo "setup: no apt-get; please install: $*" >&2; return 0; }
   echo "setup: installing system packages: $*" >&2
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+  # Wait (up to JO_APT_LOCK_TIMEOUT seconds) for another install to release the dpkg lock instead of failing.
+  local lock=(-o "DPkg::Lock::Timeout=${JO_APT_LOCK_TIMEOUT:-600}")
+  $SUDO apt-get "${lock[@]}" update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get "${lock[@]}" install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+# jo_setup_legacy: job-orchestra 1.1.4 in its own venv (in a cache directory, outside the checkout) for the
+# side-by-side tests; exports JO11_PYTHON. Prints one line saying why when it cannot (those tests then skip).
+# JO11_PYTHON=path reuses an existing interpreter; JO_SKIP_LEGACY=1 skips this.
+jo_setup_legacy() {
+  if [[ -n ${JO11_PYTHON:-} && -x $JO11_PYTHON ]]; then export JO11_PYTHON; return 0; fi
+  if [[ ${JO_SKIP_LEGACY:-0} == 1 ]]; then
+    echo "setup: JO_SKIP_LEGACY=1: the side-by-side tests with job-orchestra 1.1.4 will skip" >&2; return 0
+  fi
+  local dir="${JO_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/job-orchestra}/jo11"
+  if [[ ! -f $dir/.installed ]]; then
+    echo "setup: installing job-orchestra 1.1.4 into $dir (for the side-by-side tests)" >&2
+    local py log
+    py=$(find_python) || return 0
+    log=$(mktemp)
+    if ! { "$py" -m venv --clear "$dir" && "$dir/bin/python" -m pip install -q job-orchestra==1.1.4 cleverdict; } >"$log" 2>&1; then
+      echo "setup: could not install job-orchestra 1.1.4 ($(grep -m1 -iE 'error|could not' "$log" || tail -n1 "$log")); the side-by-side tests with 1.1 will skip" >&2
+      rm -f "$log"; return 0
+    fi
+    rm -f "$log"
+    touch "$dir/.installed"
+  fi
+  export JO11_PYTHON="$dir/bin/python"
 }
 
 find_python() {

@@ -178,6 +178,26 @@ def test_26_a_run_that_changes_its_own_parameters_warns_and_keeps_them_as_state(
 
 
 # -- snapshots ----------------------------------------------------------------------------------------------
+def test_27_a_bare_step_whose_context_lacks_its_result():
+    ctx = Context({"Sorted": [1, 2]})
+    with pytest.raises(InvalidStepError, match=r"its Context has no key 'Sortd' \(its keys: 'Sorted'\)"):
+        Step(name_alias="Sortd", ctx=ctx).materialize()
+    assert Step(name_alias="Sorted", ctx=ctx).materialize() == [1, 2]
+
+
+def test_28_a_cleverdict_method_2_0_does_not_keep():
+    from job_orchestra.cleverdict_compat import CleverDictMethodRetired
+
+    ctx = Context()
+    with pytest.raises(
+        CleverDictMethodRetired, match=r"Context\.autosave: a cleverdict\.CleverDict method .*ctx\.store"
+    ):
+        ctx.autosave()
+    with pytest.raises(AttributeError, match="set_autosave"):  # it is an AttributeError: hasattr() says False
+        ctx.set_autosave(print)
+    assert not hasattr(ctx, "add_alias")
+
+
 def test_15_store_into_an_existing_file_or_directory(tmp_path):
     (tmp_path / "file.txt").write_text("keep me")
     with pytest.raises(SnapshotExistsError, match=r"file\.txt': that path exists already \(a file\)"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import signal
 import subprocess
@@ -133,6 +134,34 @@ def test_graph_writes_svg_and_dot(pipeline, tmp_path):
     assert main(["graph", f"{pipeline}:head", "--output", str(dot)]) == 0
     assert svg.read_text().lstrip().startswith("<?xml") and "<svg" in svg.read_text()
     assert "Load -> Square" in dot.read_text()
+
+
+def test_a_missing_dot_is_not_a_step_failure(pipeline, tmp_path):
+    """Without Graphviz's dot on the PATH, graph says so and exits 3 (1 means a step failed)."""
+    empty = tmp_path / "bin-without-dot"
+    empty.mkdir()
+    done = cli("graph", f"{pipeline}:head", "-o", str(tmp_path / "g.svg"), env={"PATH": str(empty)})
+    assert done.returncode == 3, done.stderr
+    assert "Graphviz's 'dot' program is not installed (nothing failed in the pipeline)" in done.stderr
+    assert "failed:" not in done.stderr and not (tmp_path / "g.svg").exists()
+    dot = cli("graph", f"{pipeline}:head", "-o", str(tmp_path / "g.dot"), env={"PATH": str(empty)})
+    assert dot.returncode == 0 and "Load -> Square" in (tmp_path / "g.dot").read_text()
+
+
+@pytest.mark.parametrize("n", [0, 1, 50, 199, 200, 201, 5000])
+def test_results_print_in_full_up_to_200_lines_then_say_what_is_left(n):
+    from job_orchestra.cli import _readable
+
+    value = list(range(n)) if n < 100 else "\n".join(map(str, range(n)))
+    text = _readable(value)
+    lines = text.splitlines()
+    if n <= 200:
+        assert "more line(s)" not in text
+        assert (ast.literal_eval(text) if n < 100 else text) == value  # all of it, readable back
+    else:
+        assert len(lines) == 201
+        assert lines[-1] == f"... {n - 200} more line(s) of this str; use --snapshot DIR to keep it"
+    assert _readable("a long string " * 100) == "a long string " * 100  # strings: as they are, not a repr
 
 
 @pytest.mark.parametrize(

@@ -332,7 +332,8 @@ def plans_of(python: str, specs_file: Path, root: str | None) -> list[list[str]]
     )
     assert done.returncode == 0, done.stderr[-2000:]
     out = json.loads(done.stdout)
-    ours = out["package"].startswith(str(Path(__file__).resolve().parents[1]))
+    # compare paths, not strings: a 1.1.4 venv at "x/jo11" merely begins with a checkout's "x/jo"
+    ours = Path(out["package"]).resolve().is_relative_to(Path(__file__).resolve().parents[1])
     assert ours == (root is not None), out["package"]  # each side imported the package it should
     return out["plans"]
 
