@@ -78,13 +78,20 @@ class DependencyGraph(graphviz.Digraph):
             markers = row.availability.value + " " + row.schedule.value
             if status in RUN_STATUSES:
                 markers += f" {status}"
+            redefined = getattr(plan, "redefined", {}).get(row.name)
+            if redefined:
+                markers += " (!) redefined"
             label += f'<BR/><FONT POINT-SIZE="9">{html.escape(markers)}</FONT>'
             attrs = dict(styles.get(status, {}))
+            if redefined:  # old code: a red double border, whatever the status
+                attrs.update(color="#b42318", penwidth="3", peripheries="2")
             if row.availability is Availability.NO_CONTEXT:  # no Context: a dotted border
                 base = "filled" if "shape" in attrs else "rounded,filled"  # rounded octagons blur when dotted
                 attrs["style"] = attrs.get("style", base) + ",dotted"
                 attrs["penwidth"] = "1.5"  # thick dotted lines blur
             tooltip = f"{row.name}: {status}" + (f" ({row.reason})" if row.reason else "")
+            if redefined:
+                tooltip += f"; {redefined}"
             graph.node(row.name, label=f"<{label}>", tooltip=tooltip, id=f"step-{row.name}", **attrs)
         for name, deps in plan.graph.deps.items():
             for d in deps:

@@ -11,6 +11,7 @@ __all__ = [
     "DuplicateStepName",
     "InvalidStepError",
     "PipelineError",
+    "RedefinedStepError",
     "SnapshotError",
     "SnapshotExistsError",
     "UnserializableValueError",
@@ -40,6 +41,14 @@ class CycleError(PipelineError, ValueError):
     def __init__(self, message: str, cycle: list[str]) -> None:
         super().__init__(message)
         self.cycle = cycle
+
+
+class RedefinedStepError(PipelineError):
+    """Steps were built from a class that was defined again since (a notebook cell ran again)."""
+
+    def __init__(self, message: str, names: list[str]) -> None:
+        super().__init__(message)
+        self.names = names
 
 
 class SnapshotError(PipelineError):

@@ -22,6 +22,7 @@ from .errors import InvalidStepError
 from .events import Callback, Dispatcher, gather
 from .graph import PipelineGraph, collect, run_arity
 from .plan import ExecutionPlan
+from .redefined import refuse_redefined
 
 if TYPE_CHECKING:
     from .executors import Backend
@@ -100,6 +101,7 @@ def materialize(
     graph = collect(head)
     plan = ExecutionPlan.from_graph(head, graph)
     to_run = plan.to_run
+    refuse_redefined(graph, plan.redefined)
     check_runnable(graph, to_run)
     events = gather(callbacks)
     if executor is None or not to_run:

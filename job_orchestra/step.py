@@ -144,6 +144,14 @@ class Step:
         with stale_policy(stale):
             return materialize(self, executor=executor, max_workers=max_workers, callbacks=callbacks)
 
+    def rebind(self) -> Step:
+        """Move the steps of this pipeline whose class was defined again (a notebook cell re-run) onto
+        the current class, keeping their parameters, dependencies, Context and name; returns ``self``."""
+        from .redefined import rebind
+
+        rebind(self)
+        return self
+
     # -- inspection ---------------------------------------------------------------------------------
     def execution_plan(self, show: bool | None = None, *, stale: StalePolicy = "rerun") -> ExecutionPlan:
         """What is cached and what will run, one row per step in execution order.

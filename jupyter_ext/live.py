@@ -78,7 +78,7 @@ def state_key(kind: str, plan: ExecutionPlan, statuses: dict[str, str]) -> tuple
                 id(raw) if kind != "graph" else None,
             )
         )
-    return (kind, tuple(plan.graph.deps.items()), tuple(rows))
+    return (kind, tuple(plan.graph.deps.items()), tuple(rows), tuple(getattr(plan, "redefined", {}).items()))
 
 
 class LiveView:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from .runs import Run, last_duration, last_failure
 from .summary import describe_entry, format_seconds
-from .theme import FONT, RUN_STATE, SCHEDULE, Badge, availability_badge, badge_html, legend_html
+from .theme import FONT, REDEFINED, RUN_STATE, SCHEDULE, Badge, availability_badge, badge_html, legend_html
 
 if TYPE_CHECKING:
     from job_orchestra import ExecutionPlan, PlanRow
@@ -42,6 +42,10 @@ def _row_html(plan: ExecutionPlan, index: int, row: PlanRow, status: str | None,
     reason = getattr(row, "reason", None)
     if reason:
         name += f'<br><span class="jo-reason" style="{_DIM};font-size:11px">{html.escape(str(reason))}</span>'
+    redefined = plan.redefined.get(row.name) if hasattr(plan, "redefined") else None
+    if redefined:
+        run_cell += " " + badge_html(REDEFINED, words=True, title=redefined)
+        name += f'<br><span class="jo-redefined" style="font-size:11px">{html.escape(redefined)}</span>'
     if status == "failed":
         failure = last_failure(step)
         if failure:
@@ -113,6 +117,9 @@ def render_plan(plan: ExecutionPlan, statuses: dict[str, str] | None = None, *, 
         extra += f" \u00b7 running: {html.escape(', '.join(running))}"
     if failed:
         extra += f" \u00b7 failed: {html.escape(', '.join(failed))}"
+    redefined = getattr(plan, "redefined", {})
+    if redefined:
+        extra += f" \u00b7 <b>{len(redefined)} built from an old class definition: call {head}.rebind()</b>"
     title = (
         f'<div class="jo-title" style="margin:0 0 4px 0"><b>Execution plan of {head}</b> '
         f'<span style="{_DIM}">\u00b7 {len(rows)} steps \u00b7 {n_cached} cached \u00b7 {n_run} to run on '
