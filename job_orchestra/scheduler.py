@@ -12,6 +12,7 @@ graph) and runs on a backend from :mod:`job_orchestra.executors`. Progress is re
 from __future__ import annotations
 
 import contextlib
+import functools
 import heapq
 import time
 from collections.abc import Iterable, Iterator
@@ -23,6 +24,7 @@ from .events import Callback, Dispatcher, gather
 from .graph import PipelineGraph, collect, run_arity
 from .plan import ExecutionPlan
 from .redefined import refuse_redefined
+from .tracebacks import user_traceback
 
 if TYPE_CHECKING:
     from .executors import Backend
@@ -60,7 +62,14 @@ def check_runnable(graph: PipelineGraph, names: Iterable[str]) -> None:
         checked.add((kind, n_inputs))
 
 
-def _note_failure(exc: BaseException, name: str, step: Step, finished: int) -> None:
+def _note_failure(exc: BaseException, name: str, step: Step, finished: int, total: int = 0) -> None:
+    if isinstance(exc, KeyboardInterrupt) and total:  # stopped on purpose: say what is kept, what is left
+        kept = ", kept" if finished else ""
+        exc.add_note(
+            f"job-orchestra: interrupted in step {name!r}: {finished} of {total} steps done{kept}; "
+            f"{total - finished} left. The next materialize() runs only what is left."
+        )
+        return
     kind = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
     exc.add_note(
         f"job-orchestra: step {name!r} ({type(step).__name__}) {kind}. {finished} step(s) finished in this "
@@ -98,6 +107,7 @@ def materialize(
     callbacks: Callback | Iterable[Callback] | None = None,
 ) -> Any:
     """Run what ``head`` needs and return its output (see :meth:`Step.materialize`)."""
+    __tracebackhide__ = True  # user-facing tracebacks start at the step's own code (IPython, the CLI)
     graph = collect(head)
     plan = ExecutionPlan.from_graph(head, graph)
     to_run = plan.to_run
@@ -105,15 +115,16 @@ def materialize(
     check_runnable(graph, to_run)
     events = gather(callbacks)
     if executor is None or not to_run:
-        return _reporting(plan, events, lambda: _run_serial(plan, to_run, events))
+        return _reporting(plan, events, functools.partial(_run_serial, plan, to_run, events))
     from .executors import resolve  # imports concurrent.futures: only for parallel runs
 
     with resolve(executor, max_workers) as backend:
-        return _reporting(plan, events, lambda: _ParallelRun(plan, to_run, events, backend).run())
+        return _reporting(plan, events, functools.partial(_run_parallel, plan, to_run, events, backend))
 
 
 def _reporting(plan: ExecutionPlan, events: Dispatcher, run: Any) -> Any:
     """Call ``run()`` between the ``start`` and ``finish`` events."""
+    __tracebackhide__ = True
     if events:
         events.emit("start", plan)
     error: BaseException | None = None
@@ -140,6 +151,7 @@ def record_result(plan: ExecutionPlan, step: Step, name: str, output: Any) -> An
 
 
 def _run_serial(plan: ExecutionPlan, to_run: list[str], events: Dispatcher) -> Any:
+    __tracebackhide__ = True
     graph = plan.graph
     steps, deps, head = graph.steps, graph.deps, graph.head
     if not to_run:  # the head's own result is cached
@@ -176,7 +188,7 @@ def _run_serial(plan: ExecutionPlan, to_run: list[str], events: Dispatcher) -> A
             output = step.run(*inputs)
         except BaseException as exc:
             del inputs
-            _note_failure(exc, name, step, finished)
+            _note_failure(exc, name, step, finished, len(to_run))
             if events:
                 events.emit("step_fail", name, exc)
             raise
@@ -189,6 +201,11 @@ def _run_serial(plan: ExecutionPlan, to_run: list[str], events: Dispatcher) -> A
             results[name] = output
         del output
     return results[head]
+
+
+def _run_parallel(plan: ExecutionPlan, to_run: list[str], events: Dispatcher, backend: Backend) -> Any:
+    __tracebackhide__ = True
+    return _ParallelRun(plan, to_run, events, backend).run()
 
 
 class _ParallelRun:
@@ -233,6 +250,7 @@ class _ParallelRun:
         self.interrupt_requested = False
 
     def run(self) -> Any:
+        __tracebackhide__ = True
         with self._deferred_ctrl_c():
             try:
                 while True:
@@ -249,7 +267,7 @@ class _ParallelRun:
         if self.failure is not None:
             name, exc = self.failure
             _note_failure(exc, name, self.steps[name], self.finished)
-            raise exc
+            raise exc.with_traceback(user_traceback(exc.__traceback__))
         return self.head_output
 
     @contextlib.contextmanager

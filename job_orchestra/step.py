@@ -136,6 +136,7 @@ class Step:
         any :class:`concurrent.futures.Executor`, or a ``dask.distributed.Client`` (steps become Dask tasks).
         At most ``max_workers`` steps run at once. ``callbacks`` follow the run (see :class:`Callback`).
         """
+        __tracebackhide__ = True  # IPython's convention: tracebacks start at the user's code
         from .plan import stale_policy
         from .scheduler import materialize
 

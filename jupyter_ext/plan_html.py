@@ -16,7 +16,7 @@ from .theme import FONT, REDEFINED, RUN_STATE, SCHEDULE, Badge, availability_bad
 if TYPE_CHECKING:
     from job_orchestra import ExecutionPlan, PlanRow
 
-__all__ = ["MAX_ROWS", "progress_html", "render_plan"]
+__all__ = ["MAX_ROWS", "interrupt_summary", "progress_html", "render_plan"]
 
 #: Plans longer than this show their first and last rows only (a 100,000-step table helps nobody).
 MAX_ROWS = 200
@@ -77,6 +77,14 @@ def progress_html(run: Run) -> str:
     if not run.finished:
         running = ", ".join(html.escape(n) for n in run.running) or "\u2026"
         state = f"running <b>{running}</b>"
+    elif isinstance(run.error, KeyboardInterrupt):  # stopped on purpose: neutral words, no "failed"
+        left = run.total - run.done
+        return (
+            f'<div class="jo-progress jo-interrupted" style="margin:2px 0;{FONT}">'
+            f"materialize({html.escape(run.head)}): <b>interrupted</b>: {interrupt_summary(run)}, {elapsed}"
+            + (" \u00b7 materialize() again runs only what is left" if left else "")
+            + "</div>"
+        )
     elif run.error is not None:
         state = f"failed in <b>{html.escape(run.failed or run.head)}</b>"
     else:
@@ -85,6 +93,13 @@ def progress_html(run: Run) -> str:
         f'<div class="jo-progress" style="margin:2px 0;{FONT}">materialize({html.escape(run.head)}): '
         f"{run.done}/{run.total} steps, {state}, {elapsed}</div>"
     )
+
+
+def interrupt_summary(run: Run) -> str:
+    """ "5 of 8 steps done, kept; 3 left": what an interrupted run leaves behind."""
+    left = run.total - run.done
+    kept = ", kept" if run.done else ""
+    return f"{run.done} of {run.total} steps done{kept}; {left} left"
 
 
 def render_plan(plan: ExecutionPlan, statuses: dict[str, str] | None = None, *, max_rows: int = MAX_ROWS) -> str:

@@ -53,7 +53,10 @@ class RunProgress(widgets.HBox):
         self._last = now
         self.bar.value = run.done
         if run.finished:
-            self.bar.bar_style = "danger" if run.error is not None else "success"
+            if isinstance(run.error, KeyboardInterrupt):
+                self.bar.bar_style = ""  # neutral: stopped on purpose, the finished steps are kept
+            else:
+                self.bar.bar_style = "danger" if run.error is not None else "success"
         self.label.value = progress_html(run)
 
     def __repr__(self) -> str:  # the text/plain of the saved output (GitHub, terminals)

@@ -121,8 +121,9 @@ class RunTracker(Callback):
         run = self._stack()[-1]
         with _lock:
             step = self._stop(run, name)
-            FAILURES[step] = f"{type(error).__name__}: {error}"
-            run.failed = name
+            if not isinstance(error, KeyboardInterrupt):  # an interrupted step did not fail: it just runs again
+                FAILURES[step] = f"{type(error).__name__}: {error}"
+                run.failed = name
         self._notify(run, "step_fail")
 
     def finish(self, plan: ExecutionPlan, error: BaseException | None) -> None:

@@ -130,15 +130,22 @@ class PipelineWidget(widgets.VBox):
                 self.result = self.head.materialize(callbacks=runs.TRACKER)
             except Exception as exc:
                 self.error = exc
+            except KeyboardInterrupt as exc:  # the kernel's stop button: say so, the finished steps are kept
+                self.error = exc
         # Written into the Output widget's state directly (not through display messages), so a notebook
         # run headlessly keeps them in the widget and nothing leaks into the cell's own outputs.
         if self.error is None:
             self._show_result(self.result)
+        elif isinstance(self.error, KeyboardInterrupt):
+            pass
         else:
             self.output.append_stderr("".join(traceback.format_exception(self.error)))
         self.refresh(force=True)
         if self.error is None:
             self._say(f"Materialized {self.head}.")
+        elif isinstance(self.error, KeyboardInterrupt):
+            left = len(ExecutionPlan.of(self.head).to_run)
+            self._say(f"Interrupted: the finished steps kept their results; {left} left to run on Materialize.")
         else:
             failed = [n for n, s in runs.statuses(ExecutionPlan.of(self.head)).items() if s == "failed"]
             where = f" in step {', '.join(failed)}" if failed else ""
