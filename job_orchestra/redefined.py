@@ -1,10 +1,13 @@
 """Steps built from a class that was defined again since (a notebook cell re-run, ``importlib.reload``).
 
 A step keeps the class object it was built with. When the cell that defines ``class Train(Step)`` runs
-again, the name ``Train`` in its module refers to a new class, but the steps already built still run the
-old ``run()``, and their fingerprints still match the old code. The plan marks such steps (see
-:func:`find_redefined`), ``materialize()`` refuses them, and :func:`rebind` moves a pipeline to the
-classes its modules define now, keeping every step's parameters, dependencies, Context and name.
+again with other code, the name ``Train`` in its module refers to a new class, but the steps already built
+still run the old ``run()``, and their fingerprints still match the old code. A class defined again with
+the same code (an unchanged cell run again, a pipeline loaded from a snapshot) does not count.
+
+The plan marks such steps (see :func:`find_redefined`), ``materialize()`` refuses them, and :func:`rebind`
+moves a pipeline to the classes its modules define now, keeping every step's parameters, dependencies,
+Context and name.
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ def _class_reason(cls: type, memo: dict[type, str | None]) -> str | None:
         if base is object or module == "job_orchestra" or module.startswith("job_orchestra."):
             continue
         now = current_class(base)
-        if now is not None and now is not base:
+        if now is not None and now is not base and not _same_code(base, now):
             if base is cls:
                 reason = f"class {cls.__name__} was redefined after this step was built"
             else:
@@ -61,6 +64,17 @@ def _class_reason(cls: type, memo: dict[type, str | None]) -> str | None:
             break
     memo[cls] = reason
     return reason
+
+
+def _same_code(old: type, new: type) -> bool:
+    """True when the two classes have the same code (a cell run again unchanged, a pipeline loaded from a
+    snapshot beside the cells that define its classes): the old one computes what the new one would."""
+    from .fingerprint import code_digest
+
+    try:
+        return code_digest(old) == code_digest(new)
+    except Exception:  # cannot tell: count it as redefined, and say so
+        return False
 
 
 def redefined_reason(step: Step) -> str | None:

@@ -200,18 +200,18 @@ def _on_run_event(run: Run, event: str) -> None:
         if bar is not None:
             if event == "finish":
                 del _progress[id(run)]
-            bar.update(run, force=event in ("step_fail", "finish"))
+                bar.finalize(run)
+            else:
+                bar.update(run, force=event == "step_fail")
     refresh_all(force=event in ("start", "step_fail", "finish"))
 
 
 def _start_progress(run: Run) -> None:
-    from IPython.display import display
-
     from .progress import RunProgress
 
     bar = RunProgress(run)
     _progress[id(run)] = bar
-    display(bar)
+    bar.show()
 
 
 def _after_cell(result: Any = None) -> None:

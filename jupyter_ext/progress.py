@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 import ipywidgets as widgets
 
 from .plan_html import progress_html
 from .runs import Run
+from .static import progress_static, with_fallback
 
 __all__ = ["MIN_INTERVAL", "RunProgress"]
 
@@ -58,6 +60,28 @@ class RunProgress(widgets.HBox):
             else:
                 self.bar.bar_style = "danger" if run.error is not None else "success"
         self.label.value = progress_html(run)
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        """The widget, plus its static picture for renderers without widgets (nbconvert, GitHub)."""
+        return with_fallback(super()._repr_mimebundle_(**kwargs), progress_static(self._run))
+
+    def show(self) -> None:
+        """Display the bar (with a display id, so :meth:`finalize` can replace it by its final picture)."""
+        from IPython.display import display
+
+        self.handle = display(self, display_id=True)
+
+    def finalize(self, run: Run) -> None:
+        """The run is over: replace the output by the finished bar in static HTML, and close the widget
+        (saved notebooks and exports then show the final state, with nothing left to animate)."""
+        self.update(run, force=True)
+        handle = getattr(self, "handle", None)
+        if handle is not None:
+            handle.update({"text/html": progress_static(run), "text/plain": repr(self)}, raw=True)
+        for widget in (self.bar, self.label, self):  # with their layout and style models
+            for part in (getattr(widget, "layout", None), getattr(widget, "style", None), widget):
+                if part is not None:
+                    part.close()
 
     def __repr__(self) -> str:  # the text/plain of the saved output (GitHub, terminals)
         return f"<job-orchestra progress of materialize({self.head})>"

@@ -16,6 +16,7 @@ from job_orchestra import ExecutionPlan, PipelineError, Step
 from . import actions, live, runs
 from .graph_svg import inline_svg, render_svg, why_no_svg
 from .plan_html import progress_html, render_plan
+from .static import static_block, with_fallback
 from .theme import FONT
 
 __all__ = ["PipelineWidget"]
@@ -40,6 +41,8 @@ class PipelineWidget(widgets.VBox):
         self.result: Any = None
         self.error: BaseException | None = None
         self._key: tuple | None = None
+        self._handles: list[Any] = []  # where this panel was displayed (to update its static picture)
+        self._sent = ""
         self.title = widgets.HTML()
         self.graph_view = widgets.HTML()
         self.plan_view = widgets.HTML()
@@ -110,6 +113,36 @@ class PipelineWidget(widgets.VBox):
         self.title.value = (
             f'<div style="{FONT}"><b>Pipeline {html.escape(plan.graph.head)}</b> \u00b7 {len(plan)} steps</div>'
         )
+        if force and (run is None or run.finished):  # a final state: what exports show in its place
+            self._sync_fallback()
+
+    # -- the static picture (nbconvert, GitHub, the docs) ------------------------------------------
+    def fallback_html(self) -> str:
+        """The panel's state as static HTML: title, graph, plan and status line, without the buttons."""
+        parts = (self.title.value, self.graph_view.value, self.plan_view.value, self.status.value)
+        return static_block("".join(parts), "widget")
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        """The widget, plus its static picture for renderers without widgets (nbconvert, GitHub)."""
+        self._sent = self.fallback_html()
+        return with_fallback(super()._repr_mimebundle_(**kwargs), self._sent)
+
+    def _ipython_display_(self) -> None:
+        """Display with a display id, so the static picture follows the panel at the end of each cell."""
+        from IPython.display import display
+
+        self._handles.append(display(self._repr_mimebundle_(), raw=True, display_id=True))
+
+    def _sync_fallback(self) -> None:
+        if not self._handles:
+            return
+        fallback = self.fallback_html()
+        if fallback == self._sent:
+            return
+        self._sent = fallback
+        bundle = with_fallback(super()._repr_mimebundle_(), fallback)
+        for handle in self._handles:
+            handle.update(bundle, raw=True)
 
     def _say(self, text: str, error: bool = False) -> None:
         icon = "\u26a0 " if error else ""
@@ -150,6 +183,7 @@ class PipelineWidget(widgets.VBox):
             failed = [n for n, s in runs.statuses(ExecutionPlan.of(self.head)).items() if s == "failed"]
             where = f" in step {', '.join(failed)}" if failed else ""
             self._say(f"Failed{where}: {type(self.error).__name__}: {self.error}", error=True)
+        self._sync_fallback()
         return self.result
 
     def _show_result(self, result: Any) -> None:
@@ -173,6 +207,7 @@ class PipelineWidget(widgets.VBox):
             self._say(f"Dropped the results of {', '.join(dropped)}: they run on the next materialize.")
         else:
             self._say(f"Nothing to drop: {', '.join(names)} and the steps after them hold no result.")
+        self._sync_fallback()
         return dropped
 
     def store(self, path: str) -> bool:

@@ -187,3 +187,15 @@ def test_generated_pipelines_mark_exactly_the_redefined_steps_and_rebind_fixes_t
         assert [s.p for s in steps] == list(range(len(kinds)))  # parameters kept
     finally:
         del sys.modules["generated_cells"]
+
+
+def test_a_cell_run_again_unchanged_or_a_loaded_pipeline_is_not_marked(shell, tmp_path):
+    assert cell(shell, DEFINE)[0].success
+    cell(shell, "head.materialize()")
+    assert cell(shell, DEFINE.split("head =")[0])[0].success  # the class cell again, unchanged
+    assert ExecutionPlan.of(shell.user_ns["head"]).redefined == {}
+    state = tmp_path / "session.dill"
+    shell.run_line_magic("orchestra", f"save {state}")
+    cell(shell, "del head, ctx")
+    shell.run_line_magic("orchestra", f"load {state}")  # classes rebuilt from the snapshot, same code
+    assert shell.user_ns["head"].materialize() == 6
