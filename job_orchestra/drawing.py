@@ -12,7 +12,7 @@ from .plan import Availability, ExecutionPlan, PlanRow, Schedule
 if TYPE_CHECKING:
     from .step import Step
 
-__all__ = ["INSTALL_HINT", "NODE_STYLES", "DependencyGraph"]
+__all__ = ["INSTALL_HINT", "NODE_STYLES", "NO_CONTEXT_BORDER", "DependencyGraph"]
 
 INSTALL_HINT = (
     "Graphviz's 'dot' program was not found, so the graph is shown as text. Install it with "
@@ -31,6 +31,9 @@ NODE_STYLES: dict[str, dict[str, str]] = {
     "running": {"fillcolor": "#ffe08a", "color": "#8a6d00", "penwidth": "3", "style": "rounded,filled,bold"},
     "failed": {"fillcolor": "#f5a3a3", "color": "#9b1c1c", "penwidth": "3", "shape": "octagon"},
 }
+#: The dotted border of a step without a Context: a mid-tone that shows on the light fills and on dark
+#: backgrounds alike (the border colour of the status vanished on dark themes).
+NO_CONTEXT_BORDER = "#7a5fc0"
 # Statuses that come from a run in progress rather than from the plan; their name is written in the node.
 RUN_STATUSES = frozenset({"running", "failed"})
 
@@ -88,7 +91,9 @@ class DependencyGraph(graphviz.Digraph):
             if row.availability is Availability.NO_CONTEXT:  # no Context: a dotted border
                 base = "filled" if "shape" in attrs else "rounded,filled"  # rounded octagons blur when dotted
                 attrs["style"] = attrs.get("style", base) + ",dotted"
-                attrs["penwidth"] = "1.5"  # thick dotted lines blur
+                attrs["penwidth"] = "2"  # thicker dotted lines blur, thinner ones vanish on dark themes
+                if status not in RUN_STATUSES and not redefined:
+                    attrs["color"] = NO_CONTEXT_BORDER
             tooltip = f"{row.name}: {status}" + (f" ({row.reason})" if row.reason else "")
             if redefined:
                 tooltip += f"; {redefined}"

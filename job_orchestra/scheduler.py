@@ -138,7 +138,7 @@ def _reporting(plan: ExecutionPlan, events: Dispatcher, run: Any) -> Any:
             events.emit("finish", plan, error)
 
 
-def record_result(plan: ExecutionPlan, step: Step, name: str, output: Any) -> Any:
+def record_result(plan: ExecutionPlan, step: Step, name: str, output: Any, seconds: float | None = None) -> Any:
     """Normalize a step's output (dicts get attribute access) and write it to the step's Context.
 
     Every executor calls this as soon as a step finishes, so a later failure cannot lose the result.
@@ -146,7 +146,7 @@ def record_result(plan: ExecutionPlan, step: Step, name: str, output: Any) -> An
     output = as_attrdict(output)
     ctx = step.ctx
     if ctx is not None and output is not None:
-        ctx._put_result(name, output, plan.fingerprint(name))
+        ctx._put_result(name, output, plan.fingerprint(name), seconds)
     return output
 
 
@@ -193,10 +193,11 @@ def _run_serial(plan: ExecutionPlan, to_run: list[str], events: Dispatcher) -> A
                 events.emit("step_fail", name, exc)
             raise
         del inputs
-        output = record_result(plan, step, name, output)
+        seconds = clock() - started
+        output = record_result(plan, step, name, output, seconds)
         finished += 1
         if events:
-            events.emit("step_finish", name, clock() - started)
+            events.emit("step_finish", name, seconds)
         if name in waiting or name == head:
             results[name] = output
         del output
@@ -360,7 +361,7 @@ class _ParallelRun:
             ref, value = self.backend.collect(handle, is_head or step.ctx is not None)
             del handle
             if self.local or value is not None:
-                value = record_result(self.plan, step, name, value)
+                value = record_result(self.plan, step, name, value, time.perf_counter() - started)
                 if self.local:
                     ref = value
         except BaseException as exc:

@@ -73,7 +73,7 @@ def state_key(kind: str, plan: ExecutionPlan, statuses: dict[str, str]) -> tuple
                 str(getattr(row.schedule, "value", row.schedule)),
                 getattr(row, "reason", None),
                 statuses.get(row.name),
-                runs.last_duration(step) if kind != "graph" else None,
+                runs.last_duration(step, row.name) if kind != "graph" else None,
                 runs.last_failure(step),
                 id(raw) if kind != "graph" else None,
             )

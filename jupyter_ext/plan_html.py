@@ -51,7 +51,7 @@ def _row_html(plan: ExecutionPlan, index: int, row: PlanRow, status: str | None,
         if failure:
             short = failure if len(failure) <= 80 else failure[:79] + "\u2026"
             name += f'<br><span class="jo-error" style="font-size:11px">{html.escape(short)}</span>'
-    seconds = last_duration(step)
+    seconds = last_duration(step, row.name)
     # Always a span (empty before the first run), so tools can find or mask run times in saved outputs.
     duration = f'<span class="jo-dur">{format_seconds(seconds) if seconds is not None else ""}</span>'
     ctx = step.ctx

@@ -32,6 +32,7 @@ class RunProgress(widgets.HBox):
         self.bar = widgets.IntProgress(value=0, min=0, max=max(run.total, 1), layout=widgets.Layout(width="240px"))
         self.label = widgets.HTML(progress_html(run))
         self._last = 0.0
+        self._named = False  # whether the label shows a running step's name
         self._run = run
         self._stop = threading.Event()
         super().__init__([self.bar, self.label], layout=widgets.Layout(align_items="center"))
@@ -50,8 +51,11 @@ class RunProgress(widgets.HBox):
         now = time.monotonic()
         if run.finished:
             self._stop.set()
-        if not force and now - self._last < MIN_INTERVAL:
+        # A step that starts right after another one finished is always named (not left at "running ...").
+        started = bool(run.running) and not self._named
+        if not force and not started and now - self._last < MIN_INTERVAL:
             return
+        self._named = bool(run.running)
         self._last = now
         self.bar.value = run.done
         if run.finished:

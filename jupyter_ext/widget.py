@@ -201,6 +201,9 @@ class PipelineWidget(widgets.VBox):
             self._say("Select the steps to invalidate first.", error=True)
             return []
         dropped = actions.invalidate(self.head, names)
+        if self.head.name in dropped:  # the result shown below is not the pipeline's result any more
+            self.output.outputs = ()
+            self.result = None
         self.refresh(force=True)
         live.refresh_all(force=True)  # other views of this pipeline, shown in earlier cells
         if dropped:
@@ -217,7 +220,8 @@ class PipelineWidget(widgets.VBox):
         except (OSError, ValueError, PipelineError) as exc:
             self._say(f"Snapshot not written: {exc}", error=True)
             return False
-        self._say(f"Stored a snapshot of {len(ctx)} entries (with the pipeline) at {path.strip()}.")
+        results = sum(1 for key in ctx if key != "context_meta")  # the Context's own metadata is no result
+        self._say(f"Stored a snapshot of {results} results (with the pipeline) at {path.strip()}.")
         return True
 
     def __repr__(self) -> str:  # text/plain of the saved output
