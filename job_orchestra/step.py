@@ -292,10 +292,19 @@ def _start_display_layer() -> None:
 
 
 def _interactive() -> bool:
-    """True in IPython/Jupyter or a Python prompt, where the returned plan is displayed anyway."""
+    """True when the returned plan is displayed anyway: called from a cell of IPython/Jupyter or at a Python
+    prompt. A script run by ``ipython script.py`` or ``%run`` prints it, as 1.1 did."""
     ipython = sys.modules.get("IPython")
     if ipython is not None:
         get = getattr(ipython, "get_ipython", None)
         if get is not None and get() is not None:
-            return True
+            return _called_from_cell(sys._getframe(2))
     return hasattr(sys, "ps1")
+
+
+def _called_from_cell(frame: Any) -> bool:
+    """IPython keeps each cell's source in ``linecache`` without a modification time (it is no file)."""
+    import linecache
+
+    entry = linecache.cache.get(frame.f_code.co_filename) if frame is not None else None
+    return entry is not None and len(entry) == 4 and entry[1] is None
