@@ -127,7 +127,7 @@ def show(obj: Any, live: bool = True) -> None:
     if live and live_views.in_kernel():
         live_views.activate()
         handle = display(bundle, raw=True, display_id=True)
-        live_views.register_view(kind, plan, handle, statuses)
+        live_views.register_view(kind, plan, handle, statuses, bundle)
     else:
         display(bundle, raw=True)
 

@@ -13,7 +13,7 @@ import ipywidgets as widgets
 
 from job_orchestra import ExecutionPlan, PipelineError, Step
 
-from . import actions, live, runs
+from . import actions, follow, live, runs
 from .graph_svg import inline_svg, render_svg, why_no_svg
 from .plan_html import progress_html, render_plan
 from .static import static_block, with_fallback
@@ -42,6 +42,7 @@ class PipelineWidget(widgets.VBox):
         self.error: BaseException | None = None
         self._key: tuple | None = None
         self._handles: list[Any] = []  # where this panel was displayed (to update its static picture)
+        self._names = follow.names_of(head)  # the variables holding the head: followed when rebuilt
         self._sent = ""
         self.title = widgets.HTML()
         self.graph_view = widgets.HTML()
@@ -114,6 +115,18 @@ class PipelineWidget(widgets.VBox):
             f'<div style="{FONT}"><b>Pipeline {html.escape(plan.graph.head)}</b> \u00b7 {len(plan)} steps</div>'
         )
         if force and (run is None or run.finished):  # a final state: what exports show in its place
+            self._sync_fallback()
+
+    def follow(self, namespace: dict[str, Any]) -> None:
+        """After a cell: when the variable that held the head now holds a new step of the same name (the
+        pipeline was rebuilt or loaded), show and drive that pipeline instead."""
+        new = follow.successor(self._names, self.head.name, self.head, namespace)
+        if new is not None:
+            self.head = new
+            self.output.outputs = ()
+            self.result, self.error = None, None
+            self.refresh(force=True)
+            self._say(f"Now showing the new pipeline of {new.name} (it replaced the one shown before).")
             self._sync_fallback()
 
     # -- the static picture (nbconvert, GitHub, the docs) ------------------------------------------
