@@ -21,9 +21,12 @@ extensions = [
 ]
 
 # The notebooks are executed and checked by the test suite (pytest --nbval); the docs show their saved outputs,
-# including the saved state of their widgets.
+# including the static pictures (text/html) of their widgets.
 nb_execution_mode = "off"
 nb_output_stderr = "remove"
+# Widget outputs of job-orchestra carry their final state as text/html: show that (the widget JavaScript
+# would come from a CDN, and the example notebooks do not save widget state).
+nb_mime_priority_overrides = [("html", "text/html", 5)]
 myst_enable_extensions = ["colon_fence", "deflist"]
 
 exclude_patterns = ["_build", "examples/sanitize.cfg", "**/.ipynb_checkpoints"]

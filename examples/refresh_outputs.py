@@ -4,7 +4,8 @@
 
 Run it after a change that alters what the notebooks show (a plan's text, the graph's drawing...), then
 check the diff and ``python -m pytest examples`` (nbval compares the committed outputs with a fresh run).
-Widget state is saved with the outputs, so static renderings (nbconvert, the docs) show the widgets.
+Widget state is not saved (as JupyterLab saves notebooks by default): every widget output carries a static
+picture of its final state as ``text/html``, which nbconvert, GitHub and the docs then show in its place.
 """
 
 from __future__ import annotations
@@ -20,8 +21,13 @@ HERE = Path(__file__).resolve().parent
 
 def refresh(path: Path) -> None:
     nb = nbformat.read(path, as_version=4)
+    nb.metadata.pop("widgets", None)
     nbclient.NotebookClient(
-        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(HERE)}}
+        nb,
+        timeout=600,
+        kernel_name="python3",
+        store_widget_state=False,
+        resources={"metadata": {"path": str(HERE)}},
     ).execute()
     errors = [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
     if errors:

@@ -32,6 +32,7 @@ from .context import Context
 from .errors import PipelineError
 from .events import Callback
 from .step import Step
+from .tracebacks import print_user_traceback
 
 __all__ = ["main"]
 
@@ -234,7 +235,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             if isinstance(exc, PipelineError):  # the pipeline is declared wrongly: nothing ran
                 raise UsageError(str(exc)) from None
             raise
-        traceback.print_exc()
+        print_user_traceback(exc)  # the step's own frames, not the scheduler's
         name, error = watch.failed[0]
         _say(f"step {name!r} failed: {type(error).__name__}: {error}")
         status = EXIT_FAILED

@@ -65,12 +65,13 @@ class Context(CleverDictCompat, AttrDict):
     (values are read lazily, on first access).
     """
 
-    __slots__ = ("_fingerprints", "_given", "_lock", "_pipeline")
+    __slots__ = ("_durations", "_fingerprints", "_given", "_lock", "_pipeline")
     _internal = frozenset(__slots__)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         object.__setattr__(self, "_lock", threading.RLock())
         object.__setattr__(self, "_fingerprints", {})
+        object.__setattr__(self, "_durations", {})  # key -> (fingerprint, seconds) of the run that made it
         object.__setattr__(self, "_given", {})  # key -> content hash of a value put in by hand
         object.__setattr__(self, "_pipeline", None)
         dict.__setitem__(self, "context_meta", _context_meta())  # first, as in 1.1; data may replace it
@@ -145,6 +146,7 @@ class Context(CleverDictCompat, AttrDict):
         for key, value in self.items():
             dict.__setitem__(new, key, value)
         new._fingerprints.update(self._fingerprints)
+        new._durations.update(self._durations)
         new._given.update(self._given)
         return new
 
@@ -183,8 +185,8 @@ class Context(CleverDictCompat, AttrDict):
             self._given.clear()
             dict.clear(self)
 
-    def _put_result(self, key: str, value: Any, fingerprint: str | None = None) -> None:
-        """Record a step's result (called by the scheduler as soon as the step finishes)."""
+    def _put_result(self, key: str, value: Any, fingerprint: str | None = None, seconds: float | None = None) -> None:
+        """Record a step's result (called by the scheduler as soon as the step finishes) and how long it took."""
         with self._lock:
             dict.__setitem__(self, key, value)
             self._given.pop(key, None)
@@ -192,6 +194,17 @@ class Context(CleverDictCompat, AttrDict):
                 self._fingerprints.pop(key, None)
             else:
                 self._fingerprints[key] = fingerprint
+            if fingerprint is not None and seconds is not None:
+                self._durations[key] = (fingerprint, seconds)
+            else:
+                self._durations.pop(key, None)
+
+    def last_duration(self, key: Any) -> float | None:
+        """Seconds the run that computed ``key``'s result took (None for a value put in by hand or replaced)."""
+        entry = self._durations.get(key)
+        if entry is None or self._fingerprints.get(key) != entry[0]:  # the result changed since that run
+            return None
+        return entry[1]
 
     def fingerprint(self, key: Any) -> str | None:
         """The fingerprint recorded with a step's result, or None for a value put in by hand."""
@@ -226,7 +239,7 @@ class Context(CleverDictCompat, AttrDict):
 
     # -- pickling (dill/pickle of a Context inside other objects) --------------------------------------
     def __reduce__(self) -> tuple:
-        return (_rebuild_context, (dict(self.items()), dict(self._fingerprints)))
+        return (_rebuild_context, (dict(self.items()), dict(self._fingerprints), dict(self._durations)))
 
     def __copy__(self) -> Context:
         return self.copy()
@@ -292,9 +305,10 @@ def _snapshot_path(path: object, dir_path: object, verb: str) -> object:
     return chosen
 
 
-def _rebuild_context(items: dict, fingerprints: dict) -> Context:
+def _rebuild_context(items: dict, fingerprints: dict, durations: dict | None = None) -> Context:
     ctx = Context()
     dict.clear(ctx)
     dict.update(ctx, items)
     ctx._fingerprints.update(fingerprints)
+    ctx._durations.update(durations or {})
     return ctx

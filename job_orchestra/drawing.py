@@ -13,7 +13,7 @@ from .plan import Availability, ExecutionPlan, PlanRow, Schedule
 if TYPE_CHECKING:
     from .step import Step
 
-__all__ = ["INSTALL_HINT", "NODE_STYLES", "DependencyGraph"]
+__all__ = ["INSTALL_HINT", "NODE_STYLES", "NO_CONTEXT_BORDER", "DependencyGraph"]
 
 INSTALL_HINT = (
     "Graphviz's 'dot' program was not found, so the graph is shown as text. Install it with "
@@ -32,6 +32,9 @@ NODE_STYLES: dict[str, dict[str, str]] = {
     "running": {"fillcolor": "#ffe08a", "color": "#8a6d00", "penwidth": "3", "style": "rounded,filled,bold"},
     "failed": {"fillcolor": "#f5a3a3", "color": "#9b1c1c", "penwidth": "3", "shape": "octagon"},
 }
+#: The dotted border of a step without a Context: a mid-tone that shows on the light fills and on dark
+#: backgrounds alike (the border colour of the status vanished on dark themes).
+NO_CONTEXT_BORDER = "#7a5fc0"
 # Statuses that come from a run in progress rather than from the plan; their name is written in the node.
 RUN_STATUSES = frozenset({"running", "failed"})
 
@@ -79,13 +82,22 @@ class DependencyGraph(graphviz.Digraph):
             markers = row.availability.value + " " + row.schedule.value
             if status in RUN_STATUSES:
                 markers += f" {status}"
+            redefined = getattr(plan, "redefined", {}).get(row.name)
+            if redefined:
+                markers += " (!) redefined"
             label += f'<BR/><FONT POINT-SIZE="9">{html.escape(markers)}</FONT>'
             attrs = dict(styles.get(status, {}))
+            if redefined:  # old code: a red double border, whatever the status
+                attrs.update(color="#b42318", penwidth="3", peripheries="2")
             if row.availability is Availability.NO_CONTEXT:  # no Context: a dotted border
                 base = "filled" if "shape" in attrs else "rounded,filled"  # rounded octagons blur when dotted
                 attrs["style"] = attrs.get("style", base) + ",dotted"
-                attrs["penwidth"] = "1.5"  # thick dotted lines blur
+                attrs["penwidth"] = "2"  # thicker dotted lines blur, thinner ones vanish on dark themes
+                if status not in RUN_STATUSES and not redefined:
+                    attrs["color"] = NO_CONTEXT_BORDER
             tooltip = f"{row.name}: {status}" + (f" ({row.reason})" if row.reason else "")
+            if redefined:
+                tooltip += f"; {redefined}"
             graph.node(row.name, label=f"<{label}>", tooltip=tooltip, id=f"step-{row.name}", **attrs)
         for name, deps in plan.graph.deps.items():
             for d in deps:

@@ -12,6 +12,7 @@ __all__ = [
     "InvalidStepError",
     "MissingResultError",
     "PipelineError",
+    "RedefinedStepError",
     "SnapshotError",
     "SnapshotExistsError",
     "UnserializableValueError",
@@ -52,6 +53,14 @@ class CycleError(PipelineError, ValueError):
     def __init__(self, message: str, cycle: list[str]) -> None:
         super().__init__(message)
         self.cycle = cycle
+
+
+class RedefinedStepError(PipelineError):
+    """Steps were built from a class that was defined again since (a notebook cell ran again)."""
+
+    def __init__(self, message: str, names: list[str]) -> None:
+        super().__init__(message)
+        self.names = names
 
 
 class SnapshotError(PipelineError):

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from . import rendering
 from .graph import PipelineGraph, collect, gc_paused
+from .redefined import find_redefined
 
 if TYPE_CHECKING:
     from .step import Step
@@ -173,6 +174,8 @@ class ExecutionPlan:
         self.rows = rows
         self.stale = stale
         self._fp = fingerprints
+        self.redefined: dict[str, str] = {}
+        """``{name: reason}``: steps built from a class defined again since (see :mod:`.redefined`)."""
 
     @classmethod
     def of(cls, head: Step, *, stale: StalePolicy | None = None) -> ExecutionPlan:
@@ -185,7 +188,9 @@ class ExecutionPlan:
         policy = check_stale_policy(stale)
         with gc_paused():  # the fingerprint pass runs no user code but the pickling of odd parameters
             rows, fingerprints = _rows(graph, policy)
-            return cls(head, graph, rows, fingerprints, policy)
+            plan = cls(head, graph, rows, fingerprints, policy)
+        plan.redefined = find_redefined(graph)
+        return plan
 
     def refresh(self) -> ExecutionPlan:
         """The plan of the same head as it stands now (after a run, or a change to a Context)."""
@@ -235,7 +240,11 @@ class ExecutionPlan:
     def __str__(self) -> str:
         stale = Availability.STALE
         legend = LEGEND_WITH_STALE if any(row.availability is stale for row in self.rows) else LEGEND
-        return legend + "\n" + "\n".join(map(str, self.rows)) + "\n"
+        text = legend + "\n" + "\n".join(map(str, self.rows)) + "\n"
+        if self.redefined:  # 1.1's text is unchanged otherwise
+            notes = [f" (!) {name}: {reason}" for name, reason in self.redefined.items()]
+            text += "\n".join(notes) + f"\n Call {self.graph.head}.rebind() to use the current classes.\n"
+        return text
 
     def __repr__(self) -> str:
         return str(self)

@@ -12,6 +12,7 @@ graph) and runs on a backend from :mod:`job_orchestra.executors`. Progress is re
 from __future__ import annotations
 
 import contextlib
+import functools
 import heapq
 import time
 from collections.abc import Iterable, Iterator
@@ -22,6 +23,8 @@ from .errors import InvalidStepError, MissingResultError
 from .events import Callback, Dispatcher, gather
 from .graph import PipelineGraph, collect, run_arity
 from .plan import ExecutionPlan
+from .redefined import refuse_redefined
+from .tracebacks import user_traceback
 
 if TYPE_CHECKING:
     from .executors import Backend
@@ -77,7 +80,14 @@ def _no_run_error(name: str, step: Step) -> InvalidStepError:
     )
 
 
-def _note_failure(exc: BaseException, name: str, step: Step, finished: int) -> None:
+def _note_failure(exc: BaseException, name: str, step: Step, finished: int, total: int = 0) -> None:
+    if isinstance(exc, KeyboardInterrupt) and total:  # stopped on purpose: say what is kept, what is left
+        kept = ", kept" if finished else ""
+        exc.add_note(
+            f"job-orchestra: interrupted in step {name!r}: {finished} of {total} steps done{kept}; "
+            f"{total - finished} left. The next materialize() runs only what is left."
+        )
+        return
     kind = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
     exc.add_note(
         f"job-orchestra: step {name!r} ({type(step).__name__}) {kind}. {finished} step(s) finished in this "
@@ -115,21 +125,24 @@ def materialize(
     callbacks: Callback | Iterable[Callback] | None = None,
 ) -> Any:
     """Run what ``head`` needs and return its output (see :meth:`Step.materialize`)."""
+    __tracebackhide__ = True  # user-facing tracebacks start at the step's own code (IPython, the CLI)
     graph = collect(head)
     plan = ExecutionPlan.from_graph(head, graph)
     to_run = plan.to_run
+    refuse_redefined(graph, plan.redefined)
     check_runnable(graph, to_run)
     events = gather(callbacks)
     if executor is None or not to_run:
-        return _reporting(plan, events, lambda: _run_serial(plan, to_run, events))
+        return _reporting(plan, events, functools.partial(_run_serial, plan, to_run, events))
     from .executors import resolve  # imports concurrent.futures: only for parallel runs
 
     with resolve(executor, max_workers) as backend:
-        return _reporting(plan, events, lambda: _ParallelRun(plan, to_run, events, backend).run())
+        return _reporting(plan, events, functools.partial(_run_parallel, plan, to_run, events, backend))
 
 
 def _reporting(plan: ExecutionPlan, events: Dispatcher, run: Any) -> Any:
     """Call ``run()`` between the ``start`` and ``finish`` events."""
+    __tracebackhide__ = True
     if events:
         events.emit("start", plan)
     error: BaseException | None = None
@@ -143,7 +156,7 @@ def _reporting(plan: ExecutionPlan, events: Dispatcher, run: Any) -> Any:
             events.emit("finish", plan, error)
 
 
-def record_result(plan: ExecutionPlan, step: Step, name: str, output: Any) -> Any:
+def record_result(plan: ExecutionPlan, step: Step, name: str, output: Any, seconds: float | None = None) -> Any:
     """Normalize a step's output (dicts get attribute access) and write it to the step's Context.
 
     Every executor calls this as soon as a step finishes, so a later failure cannot lose the result.
@@ -151,11 +164,12 @@ def record_result(plan: ExecutionPlan, step: Step, name: str, output: Any) -> An
     output = as_attrdict(output)
     ctx = step.ctx
     if ctx is not None and output is not None:
-        ctx._put_result(name, output, plan.fingerprint(name))
+        ctx._put_result(name, output, plan.fingerprint(name), seconds)
     return output
 
 
 def _run_serial(plan: ExecutionPlan, to_run: list[str], events: Dispatcher) -> Any:
+    __tracebackhide__ = True
     graph = plan.graph
     steps, deps, head = graph.steps, graph.deps, graph.head
     if not to_run:  # the head's own result is cached
@@ -192,19 +206,25 @@ def _run_serial(plan: ExecutionPlan, to_run: list[str], events: Dispatcher) -> A
             output = step.run(*inputs)
         except BaseException as exc:
             del inputs
-            _note_failure(exc, name, step, finished)
+            _note_failure(exc, name, step, finished, len(to_run))
             if events:
                 events.emit("step_fail", name, exc)
             raise
         del inputs
-        output = record_result(plan, step, name, output)
+        seconds = clock() - started
+        output = record_result(plan, step, name, output, seconds)
         finished += 1
         if events:
-            events.emit("step_finish", name, clock() - started)
+            events.emit("step_finish", name, seconds)
         if name in waiting or name == head:
             results[name] = output
         del output
     return results[head]
+
+
+def _run_parallel(plan: ExecutionPlan, to_run: list[str], events: Dispatcher, backend: Backend) -> Any:
+    __tracebackhide__ = True
+    return _ParallelRun(plan, to_run, events, backend).run()
 
 
 class _ParallelRun:
@@ -249,6 +269,7 @@ class _ParallelRun:
         self.interrupt_requested = False
 
     def run(self) -> Any:
+        __tracebackhide__ = True
         with self._deferred_ctrl_c():
             try:
                 while True:
@@ -265,7 +286,7 @@ class _ParallelRun:
         if self.failure is not None:
             name, exc = self.failure
             _note_failure(exc, name, self.steps[name], self.finished)
-            raise exc
+            raise exc.with_traceback(user_traceback(exc.__traceback__))
         return self.head_output
 
     @contextlib.contextmanager
@@ -358,7 +379,7 @@ class _ParallelRun:
             ref, value = self.backend.collect(handle, is_head or step.ctx is not None)
             del handle
             if self.local or value is not None:
-                value = record_result(self.plan, step, name, value)
+                value = record_result(self.plan, step, name, value, time.perf_counter() - started)
                 if self.local:
                     ref = value
         except BaseException as exc:

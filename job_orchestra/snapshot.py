@@ -290,6 +290,8 @@ def store(
             )
             if record["fingerprint"] is None:  # a value put in by hand: keep the hash of its content
                 record["given"] = ctx._value_token(k)
+            elif ctx.last_duration(k) is not None:  # how long its run took, for the displays
+                record["seconds"] = ctx.last_duration(k)
             entries.append(record)
         manifest: dict[str, Any] = {
             "format": FORMAT,
@@ -477,6 +479,8 @@ def load(cls: type[Context], path: str | os.PathLike[str], *, key: bytes | str |
         dict.__setitem__(ctx, k, LazyEntry(loader, f"{record.get('type', '?')}, {record.get('size', '?')} bytes"))
         if isinstance(record.get("fingerprint"), str):
             ctx._fingerprints[k] = record["fingerprint"]
+            if isinstance(record.get("seconds"), (int, float)):
+                ctx._durations[k] = (record["fingerprint"], float(record["seconds"]))
         elif isinstance(record.get("given"), str):
             ctx._given[k] = record["given"]
     if manifest.get("pipeline"):

@@ -138,12 +138,21 @@ class Step:
         any :class:`concurrent.futures.Executor`, or a ``dask.distributed.Client`` (steps become Dask tasks).
         At most ``max_workers`` steps run at once. ``callbacks`` follow the run (see :class:`Callback`).
         """
+        __tracebackhide__ = True  # IPython's convention: tracebacks start at the user's code
         from .plan import stale_policy
         from .scheduler import materialize
 
         start_in_kernel()  # a display layer (found by entry point) shows progress in Jupyter
         with stale_policy(stale):
             return materialize(self, executor=executor, max_workers=max_workers, callbacks=callbacks)
+
+    def rebind(self) -> Step:
+        """Move the steps of this pipeline whose class was defined again (a notebook cell re-run) onto
+        the current class, keeping their parameters, dependencies, Context and name; returns ``self``."""
+        from .redefined import rebind
+
+        rebind(self)
+        return self
 
     # -- inspection ---------------------------------------------------------------------------------
     def execution_plan(self, show: bool | None = None, *, stale: StalePolicy = "rerun") -> ExecutionPlan:
@@ -281,10 +290,19 @@ class Join(Step):
 
 
 def _interactive() -> bool:
-    """True in IPython/Jupyter or a Python prompt, where the returned plan is displayed anyway."""
+    """True when the returned plan is displayed anyway: called from a cell of IPython/Jupyter or at a Python
+    prompt. A script run by ``ipython script.py`` or ``%run`` prints it, as 1.1 did."""
     ipython = sys.modules.get("IPython")
     if ipython is not None:
         get = getattr(ipython, "get_ipython", None)
         if get is not None and get() is not None:
-            return True
+            return _called_from_cell(sys._getframe(2))
     return hasattr(sys, "ps1")
+
+
+def _called_from_cell(frame: Any) -> bool:
+    """IPython keeps each cell's source in ``linecache`` without a modification time (it is no file)."""
+    import linecache
+
+    entry = linecache.cache.get(frame.f_code.co_filename) if frame is not None else None
+    return entry is not None and len(entry) == 4 and entry[1] is None

@@ -17,9 +17,25 @@ from . import runs
 from .graph_svg import inline_svg, render_svg, why_no_svg
 from .plan_html import render_plan
 
-__all__ = ["Kind", "graph_bundle", "ipython_display", "plan_bundle", "render", "resolve", "show", "step_bundle"]
+__all__ = [
+    "TERMINAL_HINT",
+    "Kind",
+    "graph_bundle",
+    "ipython_display",
+    "plan_bundle",
+    "render",
+    "resolve",
+    "show",
+    "step_bundle",
+]
 
 Kind = Literal["plan", "graph", "step"]
+
+#: The line under a graph shown as text (terminal IPython): where the picture is.
+TERMINAL_HINT = (
+    "The picture: graph.render('pipeline', format='svg') on this graph writes pipeline.svg, or from a shell "
+    "python -m job_orchestra graph FILE.py:HEAD -o pipeline.svg (in Jupyter it is drawn here)."
+)
 
 
 def _plan_text(plan: ExecutionPlan) -> str:
@@ -106,10 +122,12 @@ def show(obj: Any, live: bool = True) -> None:
         bundle = graph_bundle(obj)
     else:
         bundle = render(kind, plan, statuses)
+    if kind == "graph" and not live_views.in_kernel():  # a terminal shows the text: say how to get the picture
+        bundle = {**bundle, "text/plain": bundle["text/plain"] + "\n" + TERMINAL_HINT}
     if live and live_views.in_kernel():
         live_views.activate()
         handle = display(bundle, raw=True, display_id=True)
-        live_views.register_view(kind, plan, handle, statuses)
+        live_views.register_view(kind, plan, handle, statuses, bundle)
     else:
         display(bundle, raw=True)
 

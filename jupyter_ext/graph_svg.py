@@ -13,9 +13,12 @@ from typing import TYPE_CHECKING
 
 import graphviz
 
-from job_orchestra.drawing import INSTALL_HINT, NODE_STYLES, DependencyGraph
+from job_orchestra.drawing import INSTALL_HINT, NO_CONTEXT_BORDER, NODE_STYLES, DependencyGraph
 
 from .theme import TEXT
+
+#: The legend cell of the dotted [x] border: the [x] badge's colours (a white box glared on dark themes).
+NO_CONTEXT_FILL = "#d7cdea"
 
 if TYPE_CHECKING:
     from job_orchestra import ExecutionPlan
@@ -45,7 +48,7 @@ def legend_label() -> str:
     extra = [(status, _EXTRA_WORDS.get(status, status)) for status in NODE_STYLES if status not in known]
     for status, words in (*_LEGEND[:4], *extra, *_LEGEND[4:]):
         if status == "no context":
-            fill, border, extra = "#ffffff", "#555555", ' STYLE="dotted"'
+            fill, border, extra = NO_CONTEXT_FILL, NO_CONTEXT_BORDER, ' STYLE="dotted"'
         else:
             fill, border, extra = NODE_STYLES[status]["fillcolor"], NODE_STYLES[status]["color"], ""
         cells.append(

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from job_orchestra import ExecutionPlan, PipelineError
 
-from . import runs
+from . import follow, runs
 
 if TYPE_CHECKING:
     from .display import Kind
@@ -73,24 +73,41 @@ def state_key(kind: str, plan: ExecutionPlan, statuses: dict[str, str]) -> tuple
                 str(getattr(row.schedule, "value", row.schedule)),
                 getattr(row, "reason", None),
                 statuses.get(row.name),
-                runs.last_duration(step) if kind != "graph" else None,
+                runs.last_duration(step, row.name) if kind != "graph" else None,
                 runs.last_failure(step),
                 id(raw) if kind != "graph" else None,
             )
         )
-    return (kind, tuple(plan.graph.deps.items()), tuple(rows))
+    return (kind, tuple(plan.graph.deps.items()), tuple(rows), tuple(getattr(plan, "redefined", {}).items()))
 
 
 class LiveView:
     """One displayed plan, graph or step, redrawn through its display handle."""
 
-    __slots__ = ("handle", "head", "key", "kind")
+    __slots__ = ("handle", "head", "key", "kind", "last", "names", "step_name")
 
-    def __init__(self, kind: Kind, plan: ExecutionPlan, handle: Any, statuses: dict[str, str]) -> None:
+    def __init__(
+        self, kind: Kind, plan: ExecutionPlan, handle: Any, statuses: dict[str, str], bundle: dict | None = None
+    ) -> None:
         self.kind = kind
         self.head = weakref.ref(plan.head)
         self.handle = handle
         self.key = state_key(kind, plan, statuses)
+        self.last = bundle  # the last picture sent (kept to show it "out of date" once its pipeline is gone)
+        self.names = follow.names_of(plan.head)
+        self.step_name = plan.graph.head
+
+    def follow(self, namespace: dict[str, Any]) -> None:
+        """Move to the pipeline that replaced this one under the same variable and step name, if any."""
+        head = self.head()
+        new = follow.successor(self.names, self.step_name, head, namespace)
+        if new is not None:
+            self.head = weakref.ref(new)
+            self.key = None  # redraw
+
+    def mark_gone(self) -> None:
+        """The pipeline is gone and nothing replaced it: say so over the last picture."""
+        self.handle.update(follow.out_of_date(self.last, self.step_name), raw=True)
 
     @property
     def alive(self) -> bool:
@@ -112,7 +129,8 @@ class LiveView:
         if key == self.key:
             return
         self.key = key
-        self.handle.update(render(self.kind, plan, statuses), raw=True)
+        self.last = render(self.kind, plan, statuses)
+        self.handle.update(self.last, raw=True)
 
 
 _views: deque[LiveView] = deque(maxlen=MAX_VIEWS)
@@ -124,9 +142,11 @@ _progress: dict[int, Any] = {}
 _state: dict[str, Any] = {"shell": None}
 
 
-def register_view(kind: Kind, plan: ExecutionPlan, handle: Any, statuses: dict[str, str]) -> LiveView:
+def register_view(
+    kind: Kind, plan: ExecutionPlan, handle: Any, statuses: dict[str, str], bundle: dict | None = None
+) -> LiveView:
     """Keep ``handle`` (from ``display(..., display_id=True)``) up to date with ``plan.head``."""
-    view = LiveView(kind, plan, handle, statuses)
+    view = LiveView(kind, plan, handle, statuses, bundle)
     _views.append(view)
     return view
 
@@ -157,6 +177,7 @@ def refresh_all(force: bool = True) -> None:
         for view in list(_views):
             if not view.alive:
                 _views.remove(view)
+                view.mark_gone()
                 continue
             view.refresh(force)
         for widget in list(_widgets):
@@ -200,22 +221,29 @@ def _on_run_event(run: Run, event: str) -> None:
         if bar is not None:
             if event == "finish":
                 del _progress[id(run)]
-            bar.update(run, force=event in ("step_fail", "finish"))
+                bar.finalize(run)
+            else:
+                bar.update(run, force=event == "step_fail")
     refresh_all(force=event in ("start", "step_fail", "finish"))
 
 
 def _start_progress(run: Run) -> None:
-    from IPython.display import display
-
     from .progress import RunProgress
 
     bar = RunProgress(run)
     _progress[id(run)] = bar
-    display(bar)
+    bar.show()
 
 
 def _after_cell(result: Any = None) -> None:
-    """IPython ``post_run_cell`` hook: bring every live view up to date with what the cell changed."""
+    """IPython ``post_run_cell`` hook: bring every live view up to date with what the cell changed (and
+    move views whose pipeline was rebuilt or loaded under the same name to the new one)."""
+    namespace = follow.user_namespace()
+    if namespace:
+        for view in list(_views):
+            view.follow(namespace)
+        for widget in list(_widgets):
+            getattr(widget, "follow", lambda ns: None)(namespace)
     refresh_all(force=True)
 
 

@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING
 
 from .runs import Run, last_duration, last_failure
 from .summary import describe_entry, format_seconds
-from .theme import FONT, RUN_STATE, SCHEDULE, Badge, availability_badge, badge_html, legend_html
+from .theme import FONT, REDEFINED, RUN_STATE, SCHEDULE, Badge, availability_badge, badge_html, legend_html
 
 if TYPE_CHECKING:
     from job_orchestra import ExecutionPlan, PlanRow
 
-__all__ = ["MAX_ROWS", "progress_html", "render_plan"]
+__all__ = ["MAX_ROWS", "interrupt_summary", "progress_html", "render_plan"]
 
 #: Plans longer than this show their first and last rows only (a 100,000-step table helps nobody).
 MAX_ROWS = 200
@@ -42,12 +42,16 @@ def _row_html(plan: ExecutionPlan, index: int, row: PlanRow, status: str | None,
     reason = getattr(row, "reason", None)
     if reason:
         name += f'<br><span class="jo-reason" style="{_DIM};font-size:11px">{html.escape(str(reason))}</span>'
+    redefined = plan.redefined.get(row.name) if hasattr(plan, "redefined") else None
+    if redefined:
+        run_cell += " " + badge_html(REDEFINED, words=True, title=redefined)
+        name += f'<br><span class="jo-redefined" style="font-size:11px">{html.escape(redefined)}</span>'
     if status == "failed":
         failure = last_failure(step)
         if failure:
             short = failure if len(failure) <= 80 else failure[:79] + "\u2026"
             name += f'<br><span class="jo-error" style="font-size:11px">{html.escape(short)}</span>'
-    seconds = last_duration(step)
+    seconds = last_duration(step, row.name)
     # Always a span (empty before the first run), so tools can find or mask run times in saved outputs.
     duration = f'<span class="jo-dur">{format_seconds(seconds) if seconds is not None else ""}</span>'
     ctx = step.ctx
@@ -73,6 +77,14 @@ def progress_html(run: Run) -> str:
     if not run.finished:
         running = ", ".join(html.escape(n) for n in run.running) or "\u2026"
         state = f"running <b>{running}</b>"
+    elif isinstance(run.error, KeyboardInterrupt):  # stopped on purpose: neutral words, no "failed"
+        left = run.total - run.done
+        return (
+            f'<div class="jo-progress jo-interrupted" style="margin:2px 0;{FONT}">'
+            f"materialize({html.escape(run.head)}): <b>interrupted</b>: {interrupt_summary(run)}, {elapsed}"
+            + (" \u00b7 materialize() again runs only what is left" if left else "")
+            + "</div>"
+        )
     elif run.error is not None:
         state = f"failed in <b>{html.escape(run.failed or run.head)}</b>"
     else:
@@ -81,6 +93,13 @@ def progress_html(run: Run) -> str:
         f'<div class="jo-progress" style="margin:2px 0;{FONT}">materialize({html.escape(run.head)}): '
         f"{run.done}/{run.total} steps, {state}, {elapsed}</div>"
     )
+
+
+def interrupt_summary(run: Run) -> str:
+    """ "5 of 8 steps done, kept; 3 left": what an interrupted run leaves behind."""
+    left = run.total - run.done
+    kept = ", kept" if run.done else ""
+    return f"{run.done} of {run.total} steps done{kept}; {left} left"
 
 
 def render_plan(plan: ExecutionPlan, statuses: dict[str, str] | None = None, *, max_rows: int = MAX_ROWS) -> str:
@@ -113,6 +132,9 @@ def render_plan(plan: ExecutionPlan, statuses: dict[str, str] | None = None, *, 
         extra += f" \u00b7 running: {html.escape(', '.join(running))}"
     if failed:
         extra += f" \u00b7 failed: {html.escape(', '.join(failed))}"
+    redefined = getattr(plan, "redefined", {})
+    if redefined:
+        extra += f" \u00b7 <b>{len(redefined)} built from an old class definition: call {head}.rebind()</b>"
     title = (
         f'<div class="jo-title" style="margin:0 0 4px 0"><b>Execution plan of {head}</b> '
         f'<span style="{_DIM}">\u00b7 {len(rows)} steps \u00b7 {n_cached} cached \u00b7 {n_run} to run on '

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 import ipywidgets as widgets
 
 from .plan_html import progress_html
 from .runs import Run
+from .static import progress_static, with_fallback
 
 __all__ = ["MIN_INTERVAL", "RunProgress"]
 
@@ -30,6 +32,7 @@ class RunProgress(widgets.HBox):
         self.bar = widgets.IntProgress(value=0, min=0, max=max(run.total, 1), layout=widgets.Layout(width="240px"))
         self.label = widgets.HTML(progress_html(run))
         self._last = 0.0
+        self._named = False  # whether the label shows a running step's name
         self._run = run
         self._stop = threading.Event()
         super().__init__([self.bar, self.label], layout=widgets.Layout(align_items="center"))
@@ -48,13 +51,41 @@ class RunProgress(widgets.HBox):
         now = time.monotonic()
         if run.finished:
             self._stop.set()
-        if not force and now - self._last < MIN_INTERVAL:
+        # A step that starts right after another one finished is always named (not left at "running ...").
+        started = bool(run.running) and not self._named
+        if not force and not started and now - self._last < MIN_INTERVAL:
             return
+        self._named = bool(run.running)
         self._last = now
         self.bar.value = run.done
         if run.finished:
-            self.bar.bar_style = "danger" if run.error is not None else "success"
+            if isinstance(run.error, KeyboardInterrupt):
+                self.bar.bar_style = ""  # neutral: stopped on purpose, the finished steps are kept
+            else:
+                self.bar.bar_style = "danger" if run.error is not None else "success"
         self.label.value = progress_html(run)
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        """The widget, plus its static picture for renderers without widgets (nbconvert, GitHub)."""
+        return with_fallback(super()._repr_mimebundle_(**kwargs), progress_static(self._run))
+
+    def show(self) -> None:
+        """Display the bar (with a display id, so :meth:`finalize` can replace it by its final picture)."""
+        from IPython.display import display
+
+        self.handle = display(self, display_id=True)
+
+    def finalize(self, run: Run) -> None:
+        """The run is over: replace the output by the finished bar in static HTML, and close the widget
+        (saved notebooks and exports then show the final state, with nothing left to animate)."""
+        self.update(run, force=True)
+        handle = getattr(self, "handle", None)
+        if handle is not None:
+            handle.update({"text/html": progress_static(run), "text/plain": repr(self)}, raw=True)
+        for widget in (self.bar, self.label, self):  # with their layout and style models
+            for part in (getattr(widget, "layout", None), getattr(widget, "style", None), widget):
+                if part is not None:
+                    part.close()
 
     def __repr__(self) -> str:  # the text/plain of the saved output (GitHub, terminals)
         return f"<job-orchestra progress of materialize({self.head})>"

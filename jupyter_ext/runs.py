@@ -121,8 +121,9 @@ class RunTracker(Callback):
         run = self._stack()[-1]
         with _lock:
             step = self._stop(run, name)
-            FAILURES[step] = f"{type(error).__name__}: {error}"
-            run.failed = name
+            if not isinstance(error, KeyboardInterrupt):  # an interrupted step did not fail: it just runs again
+                FAILURES[step] = f"{type(error).__name__}: {error}"
+                run.failed = name
         self._notify(run, "step_fail")
 
     def finish(self, plan: ExecutionPlan, error: BaseException | None) -> None:
@@ -160,9 +161,14 @@ def statuses(plan: ExecutionPlan) -> dict[str, str]:
     return found
 
 
-def last_duration(step: Step) -> float | None:
-    """Seconds taken by the step's last successful run seen by the tracker (None if not seen)."""
-    return DURATIONS.get(step)
+def last_duration(step: Step, name: str | None = None) -> float | None:
+    """Seconds taken by the step's last successful run: seen by the tracker, else the one recorded with its
+    result in its Context (so a rebuilt or loaded pipeline still shows it); None if neither knows."""
+    seconds = DURATIONS.get(step)
+    if seconds is None and name is not None and step.ctx is not None:
+        recorded = getattr(step.ctx, "last_duration", None)
+        seconds = recorded(name) if recorded is not None else None
+    return seconds
 
 
 def last_failure(step: Step) -> str | None:

@@ -13,7 +13,17 @@ from dataclasses import dataclass
 
 from job_orchestra.drawing import NODE_STYLES
 
-__all__ = ["AVAILABILITY", "FONT", "RUN_STATE", "SCHEDULE", "Badge", "availability_badge", "badge_html", "legend_html"]
+__all__ = [
+    "AVAILABILITY",
+    "FONT",
+    "REDEFINED",
+    "RUN_STATE",
+    "SCHEDULE",
+    "Badge",
+    "availability_badge",
+    "badge_html",
+    "legend_html",
+]
 
 TEXT = "#1b1b1b"  # dark text on every fill
 #: The notebook's UI font where there is one (JupyterLab, VS Code), a system sans-serif elsewhere.
@@ -50,6 +60,8 @@ RUN_STATE: dict[str, Badge] = {
     "running": _from_node("running", "\u25b6", "running"),
     "failed": _from_node("failed", "!", "failed"),
 }
+#: A step built from a class that was defined again since (its old code would run).
+REDEFINED = Badge("(!)", "redefined", "#f5a3a3", "#b42318")
 _UNKNOWN = ("#f9e2af", "#8a6d00")
 
 

@@ -13,9 +13,10 @@ import ipywidgets as widgets
 
 from job_orchestra import ExecutionPlan, PipelineError, Step
 
-from . import actions, live, runs
+from . import actions, follow, live, runs
 from .graph_svg import inline_svg, render_svg, why_no_svg
 from .plan_html import progress_html, render_plan
+from .static import static_block, with_fallback
 from .theme import FONT
 
 __all__ = ["PipelineWidget"]
@@ -40,6 +41,9 @@ class PipelineWidget(widgets.VBox):
         self.result: Any = None
         self.error: BaseException | None = None
         self._key: tuple | None = None
+        self._handles: list[Any] = []  # where this panel was displayed (to update its static picture)
+        self._names = follow.names_of(head)  # the variables holding the head: followed when rebuilt
+        self._sent = ""
         self.title = widgets.HTML()
         self.graph_view = widgets.HTML()
         self.plan_view = widgets.HTML()
@@ -110,6 +114,48 @@ class PipelineWidget(widgets.VBox):
         self.title.value = (
             f'<div style="{FONT}"><b>Pipeline {html.escape(plan.graph.head)}</b> \u00b7 {len(plan)} steps</div>'
         )
+        if force and (run is None or run.finished):  # a final state: what exports show in its place
+            self._sync_fallback()
+
+    def follow(self, namespace: dict[str, Any]) -> None:
+        """After a cell: when the variable that held the head now holds a new step of the same name (the
+        pipeline was rebuilt or loaded), show and drive that pipeline instead."""
+        new = follow.successor(self._names, self.head.name, self.head, namespace)
+        if new is not None:
+            self.head = new
+            self.output.outputs = ()
+            self.result, self.error = None, None
+            self.refresh(force=True)
+            self._say(f"Now showing the new pipeline of {new.name} (it replaced the one shown before).")
+            self._sync_fallback()
+
+    # -- the static picture (nbconvert, GitHub, the docs) ------------------------------------------
+    def fallback_html(self) -> str:
+        """The panel's state as static HTML: title, graph, plan and status line, without the buttons."""
+        parts = (self.title.value, self.graph_view.value, self.plan_view.value, self.status.value)
+        return static_block("".join(parts), "widget")
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        """The widget, plus its static picture for renderers without widgets (nbconvert, GitHub)."""
+        self._sent = self.fallback_html()
+        return with_fallback(super()._repr_mimebundle_(**kwargs), self._sent)
+
+    def _ipython_display_(self) -> None:
+        """Display with a display id, so the static picture follows the panel at the end of each cell."""
+        from IPython.display import display
+
+        self._handles.append(display(self._repr_mimebundle_(), raw=True, display_id=True))
+
+    def _sync_fallback(self) -> None:
+        if not self._handles:
+            return
+        fallback = self.fallback_html()
+        if fallback == self._sent:
+            return
+        self._sent = fallback
+        bundle = with_fallback(super()._repr_mimebundle_(), fallback)
+        for handle in self._handles:
+            handle.update(bundle, raw=True)
 
     def _say(self, text: str, error: bool = False) -> None:
         icon = "\u26a0 " if error else ""
@@ -130,19 +176,27 @@ class PipelineWidget(widgets.VBox):
                 self.result = self.head.materialize(callbacks=runs.TRACKER)
             except Exception as exc:
                 self.error = exc
+            except KeyboardInterrupt as exc:  # the kernel's stop button: say so, the finished steps are kept
+                self.error = exc
         # Written into the Output widget's state directly (not through display messages), so a notebook
         # run headlessly keeps them in the widget and nothing leaks into the cell's own outputs.
         if self.error is None:
             self._show_result(self.result)
+        elif isinstance(self.error, KeyboardInterrupt):
+            pass
         else:
             self.output.append_stderr("".join(traceback.format_exception(self.error)))
         self.refresh(force=True)
         if self.error is None:
             self._say(f"Materialized {self.head}.")
+        elif isinstance(self.error, KeyboardInterrupt):
+            left = len(ExecutionPlan.of(self.head).to_run)
+            self._say(f"Interrupted: the finished steps kept their results; {left} left to run on Materialize.")
         else:
             failed = [n for n, s in runs.statuses(ExecutionPlan.of(self.head)).items() if s == "failed"]
             where = f" in step {', '.join(failed)}" if failed else ""
             self._say(f"Failed{where}: {type(self.error).__name__}: {self.error}", error=True)
+        self._sync_fallback()
         return self.result
 
     def _show_result(self, result: Any) -> None:
@@ -160,12 +214,16 @@ class PipelineWidget(widgets.VBox):
             self._say("Select the steps to invalidate first.", error=True)
             return []
         dropped = actions.invalidate(self.head, names)
+        if self.head.name in dropped:  # the result shown below is not the pipeline's result any more
+            self.output.outputs = ()
+            self.result = None
         self.refresh(force=True)
         live.refresh_all(force=True)  # other views of this pipeline, shown in earlier cells
         if dropped:
             self._say(f"Dropped the results of {', '.join(dropped)}: they run on the next materialize.")
         else:
             self._say(f"Nothing to drop: {', '.join(names)} and the steps after them hold no result.")
+        self._sync_fallback()
         return dropped
 
     def store(self, path: str) -> bool:
@@ -175,7 +233,8 @@ class PipelineWidget(widgets.VBox):
         except (OSError, ValueError, PipelineError) as exc:
             self._say(f"Snapshot not written: {exc}", error=True)
             return False
-        self._say(f"Stored a snapshot of {len(ctx)} entries (with the pipeline) at {path.strip()}.")
+        results = sum(1 for key in ctx if key != "context_meta")  # the Context's own metadata is no result
+        self._say(f"Stored a snapshot of {results} results (with the pipeline) at {path.strip()}.")
         return True
 
     def __repr__(self) -> str:  # text/plain of the saved output

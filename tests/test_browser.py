@@ -223,3 +223,125 @@ def test_example_in_the_dark_theme(lab, page):
         _shoot(page, "browser-dark-widget.png")
     finally:
         lab.set_theme("JupyterLab Light")
+
+
+# -- the edit loop: redefine a class cell, rebind; stop a run, resume it; the kernel reads Busy meanwhile ---------
+EDIT_LOOP = [
+    """import time
+from job_orchestra import Context, Step
+ctx = Context()
+class Load(Step):
+    def run(self):
+        return 2
+class Train(Step):
+    def run(self, x):
+        return x * 10
+head = Train(Load(ctx=ctx), ctx=ctx)
+head.execution_plan()""",
+    "head.materialize()",
+    """class Train(Step):  # the cell edited and run again
+    def run(self, x):
+        return x * 100""",
+    "head.execution_plan()",
+    "head.rebind()",
+    "head.materialize()",
+]
+STOP_AND_RESUME = [
+    """import time
+from job_orchestra import Context, Step
+class Slow(Step):
+    def __init__(self, k, **kwargs):
+        super().__init__(**kwargs)
+        self.k = k
+    def run(self, *inputs):
+        time.sleep(2)
+        return self.k
+ctx = Context()
+step = None
+for k in range(8):
+    step = Slow(k, depends_on=[step] if step else None, ctx=ctx, name_alias=f"s{k}")
+slow = step
+slow.execution_plan()""",
+    "slow.materialize()",
+    "slow.materialize()  # run again after the stop: only what is left",
+]
+
+
+def _write_notebook(lab, cells: list[str]) -> str:
+    import nbformat
+
+    name = f"loop-{uuid.uuid4().hex[:8]}.ipynb"
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(src) for src in cells])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+    nbformat.write(nb, lab.root / name)
+    return name
+
+
+def _open(page, lab, name: str):
+    page.goto(f"{lab.url}/lab/workspaces/{uuid.uuid4().hex[:8]}/tree/{name}?token={TOKEN}")
+    expect(page.locator(".jp-StatusBar-TextItem", has_text="Python 3 (ipykernel) | Idle")).to_be_visible()
+    return page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
+
+
+def _run_all(page, panel) -> None:
+    page.get_by_role("menuitem", name="Run", exact=True).click()
+    page.locator("li[data-command='runmenu:run-all']").click()
+
+
+def _wait_done(panel, upto: int) -> None:
+    prompts = panel.locator(".jp-CodeCell .jp-InputArea-prompt")
+    for i in range(upto):
+        expect(prompts.nth(i)).to_have_text(re.compile(r"\[\d+\]:"))
+
+
+@pytest.mark.parametrize("theme", ["JupyterLab Light", "JupyterLab Dark"])
+def test_the_edit_loop_marks_a_redefined_class_and_rebind_runs_the_new_code(lab, page, theme):
+    lab.set_theme(theme)
+    tag = "dark" if "Dark" in theme else "light"
+    try:
+        panel = _open(page, lab, _write_notebook(lab, EDIT_LOOP))
+        _run_all(page, panel)
+        _wait_done(panel, len(EDIT_LOOP))
+        cells = panel.locator(".jp-CodeCell")
+        assert cells.nth(1).locator(".jp-OutputArea-output").last.inner_text().strip() == "20"
+        # Cell 4 showed the plan right after the class cell ran again: the step is marked, with the reason.
+        marked = cells.nth(3).locator("table.jo-plan-table tr[data-step='Train']")
+        expect(marked.locator(".jo-redefined")).to_have_text("class Train was redefined after this step was built")
+        expect(cells.nth(3).locator(".jo-title")).to_contain_text("call Train.rebind()")
+        # After rebind() the step runs the new code (2 * 100), and the first live view follows: no mark left.
+        expect(cells.nth(5).locator(".jp-OutputArea-output").last).to_have_text("200")
+        expect(cells.nth(0).locator(".jo-redefined")).to_have_count(0)
+        expect(cells.nth(0).locator(".jo-title")).to_contain_text("0 to run on materialize()")
+        cells.nth(3).scroll_into_view_if_needed()
+        _shoot(page, f"browser-{tag}-edit-loop.png")
+    finally:
+        lab.set_theme("JupyterLab Light")
+
+
+def test_the_stop_button_shows_an_interrupt_and_the_next_run_resumes(lab, page):
+    lab.set_theme("JupyterLab Light")
+    panel = _open(page, lab, _write_notebook(lab, STOP_AND_RESUME))
+    _run_all(page, panel)
+    cells = panel.locator(".jp-CodeCell")
+    run_cell = cells.nth(1)
+    progress = run_cell.locator(".jo-progress")
+    expect(progress).to_contain_text(re.compile(r"[23]/8 steps, running"))
+    # The kernel reads Busy while the pipeline runs (progress traffic must not make it look Idle).
+    expect(page.locator(".jp-StatusBar-TextItem", has_text="Python 3 (ipykernel) | Busy")).to_be_visible()
+    page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Toolbar [data-command='notebook:interrupt-kernel']").click()
+    stopped = run_cell.locator(".jo-static-progress")
+    expect(stopped).to_contain_text(re.compile(r"interrupted: (\d) of 8 steps done, kept; \d left"))
+    expect(stopped).not_to_contain_text("failed")
+    error = run_cell.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
+    expect(error).to_contain_text("KeyboardInterrupt")
+    expect(error).not_to_contain_text("scheduler.py")
+    done = int(re.search(r"interrupted: (\d) of 8", stopped.inner_text()).group(1))
+    _shoot(page, "browser-light-interrupted.png")
+
+    expect(page.locator(".jp-StatusBar-TextItem", has_text="Python 3 (ipykernel) | Idle")).to_be_visible()
+    cells.nth(2).locator(".jp-InputArea-editor").click()
+    page.keyboard.press("Shift+Enter")
+    resumed = cells.nth(2).locator(".jo-static-progress")
+    expect(resumed).to_contain_text(f"{8 - done}/{8 - done} steps, done")
+    expect(cells.nth(2).locator(".jp-OutputArea-output").last).to_have_text("7")
+    _shoot(page, "browser-light-resumed.png")
