@@ -13,6 +13,7 @@ from .errors import (
     PipelineError,
     SnapshotError,
     SnapshotExistsError,
+    SnapshotWriteError,
     UnserializableValueError,
 )
 from .events import Callback
@@ -33,6 +34,7 @@ __all__ = [
     "PlanRow",
     "SnapshotError",
     "SnapshotExistsError",
+    "SnapshotWriteError",
     "Step",
     "UnserializableValueError",
     "__version__",

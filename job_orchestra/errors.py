@@ -13,6 +13,7 @@ __all__ = [
     "PipelineError",
     "SnapshotError",
     "SnapshotExistsError",
+    "SnapshotWriteError",
     "UnserializableValueError",
 ]
 
@@ -48,6 +49,11 @@ class SnapshotError(PipelineError):
 
 class SnapshotExistsError(SnapshotError, FileExistsError):
     """``Context.store()`` refuses to overwrite an existing path (as 1.1 did)."""
+
+
+class SnapshotWriteError(SnapshotError, OSError):
+    """Writing a snapshot failed in the operating system (a full disk, a read-only file system, permissions):
+    ``errno`` is the system's, the message names the entry being written; nothing was left behind."""
 
 
 class UnserializableValueError(SnapshotError, TypeError):
