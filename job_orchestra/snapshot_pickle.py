@@ -13,6 +13,7 @@ could not be left out.
 from __future__ import annotations
 
 import hashlib
+import pickle
 from typing import Any, BinaryIO
 
 import cloudpickle
@@ -102,16 +103,37 @@ class Pickler(dill.Pickler):
         return _reduction(obj, self.proto, self._hide)
 
 
-class CloudPickler(cloudpickle.Pickler):
-    """cloudpickle's pickler, with hidden keys left out when ``hide`` is true."""
+class CloudPickler(pickle._Pickler):
+    """cloudpickle's way of pickling (its reducers for functions and classes), on the pure-Python pickler,
+    with hidden keys left out when ``hide`` is true. (cloudpickle's own C-based pickler never shows plain
+    dicts to ``reducer_override``, so it could not leave their hidden keys out.)"""
+
+    dispatch_table = cloudpickle.Pickler.dispatch_table
+    _function_reduce = cloudpickle.Pickler._function_reduce
+    _dynamic_function_reduce = cloudpickle.Pickler._dynamic_function_reduce
+    _function_getnewargs = cloudpickle.Pickler._function_getnewargs
 
     def __init__(self, file: Any, *, hide: bool = True) -> None:
         super().__init__(file, protocol=dill.HIGHEST_PROTOCOL)
+        self.globals_ref: dict[int, Any] = {}
         self._hide = hide
 
     def reducer_override(self, obj: Any) -> Any:
         reduction = _reduction(obj, self.proto, self._hide)
-        return super().reducer_override(obj) if reduction is NotImplemented else reduction
+        return cloudpickle.Pickler.reducer_override(self, obj) if reduction is NotImplemented else reduction
+
+    dispatch = dict(pickle._Pickler.dispatch)
+
+    def _save_picklebuffer(self, obj: pickle.PickleBuffer) -> None:
+        # The pure-Python pickler writes an empty in-band buffer (an empty numpy array) as the b"" singleton
+        # and memoizes it, so a later b"" in the value would come back as that buffer: write it unmemoized.
+        with obj.raw() as view:
+            if view.nbytes == 0 and self.proto >= 5:
+                self.write(pickle.SHORT_BINBYTES + b"\x00" if view.readonly else pickle.BYTEARRAY8 + bytes(8))
+                return
+        pickle._Pickler.dispatch[pickle.PickleBuffer](self, obj)
+
+    dispatch[pickle.PickleBuffer] = _save_picklebuffer
 
 
 class HashingWriter:
