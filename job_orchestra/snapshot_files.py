@@ -113,7 +113,11 @@ def _host() -> str:
 def make_temp(target: Path, parent: Path) -> Path:
     """A new temporary sibling of ``target`` with our marker in it."""
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.jo-tmp.{_host()}.{os.getpid()}.", suffix=".tmp", dir=parent))
-    (tmp / MARKER).write_text(f"job-orchestra temporary directory of process {os.getpid()} on {_host()}\n")
+    try:
+        (tmp / MARKER).write_text(f"job-orchestra temporary directory of process {os.getpid()} on {_host()}\n")
+    except BaseException:
+        remove_temp(tmp)
+        raise
     return tmp
 
 
@@ -151,6 +155,8 @@ def remove_abandoned(parent: Path) -> list[Path]:
     for entry in candidates:
         try:
             if _provably_ours(entry):
+                if not (entry / MARKER).exists():  # mark it first: a removal cut short stays ours
+                    (entry / MARKER).write_text("abandoned by a killed store()\n")
                 remove_temp(entry)
                 removed.append(entry)
         except OSError:
