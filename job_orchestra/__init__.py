@@ -9,6 +9,7 @@ from .context import Context
 from .errors import (
     CycleError,
     DuplicateStepName,
+    HiddenKeyError,
     InvalidStepError,
     PipelineError,
     SnapshotError,
@@ -29,6 +30,7 @@ __all__ = [
     "CycleError",
     "DuplicateStepName",
     "ExecutionPlan",
+    "HiddenKeyError",
     "InvalidStepError",
     "PipelineError",
     "PlanRow",

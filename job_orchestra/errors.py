@@ -9,6 +9,7 @@ from __future__ import annotations
 __all__ = [
     "CycleError",
     "DuplicateStepName",
+    "HiddenKeyError",
     "InvalidStepError",
     "PipelineError",
     "SnapshotError",
@@ -62,3 +63,8 @@ class UnserializableValueError(SnapshotError, TypeError):
     def __init__(self, message: str, key: object) -> None:
         super().__init__(message)
         self.key = key
+
+
+class HiddenKeyError(UnserializableValueError):
+    """A dict subclass in a Context value holds keys starting with "." (which snapshots leave out) but
+    pickles itself in a way they cannot be left out of; the message names the Context key."""

@@ -19,7 +19,13 @@ import stat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import SnapshotError, SnapshotExistsError, SnapshotWriteError, UnserializableValueError
+from .errors import (
+    HiddenKeyError,
+    SnapshotError,
+    SnapshotExistsError,
+    SnapshotWriteError,
+    UnserializableValueError,
+)
 from .manifest import (
     FORMAT,
     FORMAT_VERSION,
@@ -43,7 +49,7 @@ from .snapshot_files import (
     rename_noreplace,
 )
 from .snapshot_load import load
-from .snapshot_pickle import HashingWriter, HiddenKeyError, dump, is_hidden, rewinder, write
+from .snapshot_pickle import HashingWriter, dump, is_hidden, rewinder, write
 
 if TYPE_CHECKING:
     from .context import Context

@@ -19,15 +19,11 @@ from typing import Any, BinaryIO
 import cloudpickle
 import dill
 
-from .errors import UnserializableValueError
+from .errors import HiddenKeyError
 
-__all__ = ["HiddenKeyError", "dump", "is_hidden", "write"]
+__all__ = ["CloudPickler", "Pickler", "dump", "is_hidden", "write"]
 
 CONTEXT_PID = "job-orchestra:stored-context"
-
-
-class HiddenKeyError(UnserializableValueError):
-    """A dict subclass holds keys starting with "." but pickles itself in a way they cannot be left out of."""
 
 
 def is_hidden(key: object) -> bool:

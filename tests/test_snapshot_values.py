@@ -22,8 +22,8 @@ from cleverdict import CleverDict
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from job_orchestra import Context, UnserializableValueError
-from job_orchestra.snapshot_pickle import CloudPickler, HiddenKeyError, Pickler, is_hidden
+from job_orchestra import Context, HiddenKeyError, UnserializableValueError
+from job_orchestra.snapshot_pickle import CloudPickler, Pickler, is_hidden
 
 
 class Attributed(dict):
