@@ -9,12 +9,14 @@ from .context import Context
 from .errors import (
     CycleError,
     DuplicateStepName,
+    HiddenKeyError,
     InvalidStepError,
     MissingResultError,
     PipelineError,
     RedefinedStepError,
     SnapshotError,
     SnapshotExistsError,
+    SnapshotWriteError,
     UnserializableValueError,
 )
 from .events import Callback
@@ -30,6 +32,7 @@ __all__ = [
     "CycleError",
     "DuplicateStepName",
     "ExecutionPlan",
+    "HiddenKeyError",
     "InvalidStepError",
     "MissingResultError",
     "PipelineError",
@@ -37,6 +40,7 @@ __all__ = [
     "RedefinedStepError",
     "SnapshotError",
     "SnapshotExistsError",
+    "SnapshotWriteError",
     "Step",
     "UnserializableValueError",
     "__version__",

@@ -19,9 +19,7 @@ import importlib
 import importlib.util
 import os
 import pprint
-import shutil
 import sys
-import tempfile
 import time
 import traceback
 from collections.abc import Sequence
@@ -29,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .context import Context
-from .errors import PipelineError
+from .errors import PipelineError, SnapshotExistsError
 from .events import Callback
 from .step import Step
 from .tracebacks import print_user_traceback
@@ -148,6 +146,16 @@ def _say(message: str) -> None:
 
 
 # -- snapshots ------------------------------------------------------------------------------------------
+def _check_snapshot_target(directory: str) -> None:
+    """Refuse, before anything runs, a --snapshot path that is not ours to replace."""
+    from .snapshot import check_replaceable
+
+    try:
+        check_replaceable(Path(directory), True)
+    except SnapshotExistsError as exc:
+        raise UsageError(f"--snapshot {directory}: {exc}") from None
+
+
 def _write_snapshot(head: Step, directory: str) -> None:
     """Store the pipeline's results (and the pipeline) at ``directory``, replacing a previous snapshot."""
     from .graph import collect
@@ -163,18 +171,14 @@ def _write_snapshot(head: Step, directory: str) -> None:
         for name, step in collect(head).steps.items():
             if step.ctx is not None and name in step.ctx:
                 ctx._put_result(name, step.ctx[name], step.ctx.fingerprint(name))
+    from .snapshot import store
+
     target = Path(directory)
     target.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
-        new = scratch / "snapshot"
-        ctx.store(new, pipeline=head)
-        old = scratch / "previous"
-        if target.exists():
-            target.rename(old)
-        new.rename(target)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        store(ctx, target, pipeline=head, replace=True)  # atomic; the old snapshot stays until the new is whole
+    except SnapshotExistsError as exc:
+        raise UsageError(f"--snapshot {directory}: {exc}") from None
     results = sum(1 for k in ctx if k != "context_meta")
     _say(f"snapshot with {results} result(s) written to {directory}")
 
@@ -216,6 +220,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     from .progress import ProgressBar
 
+    if args.snapshot:
+        _check_snapshot_target(args.snapshot)
     head = _resolve_head(args)
     watch = _FailureWatch()
     callbacks: list[Callback] = [watch]

@@ -267,8 +267,11 @@ class Context(CleverDictCompat, AttrDict):
     ) -> None:
         """Write a snapshot directory at ``path`` (which must not exist), atomically.
 
-        Every entry dill can serialize is kept; keys starting with ``"."`` are skipped at any nesting
-        level. With ``pipeline=head`` the steps are stored too, attached to this Context on load.
+        Every entry is kept exactly (type, order, attributes, shared and cyclic references), or refused
+        naming its key. Keys (``str``) starting with ``"."`` are skipped: top-level ones, and the items of
+        every dict inside a value at any depth (in lists, tuples, attributes...), without rebuilding any
+        container. An existing path is never replaced. With ``pipeline=head`` the steps are stored too,
+        attached to this Context on load.
         ``key=`` signs the snapshot with an HMAC, which ``load(path, key=...)`` then checks.
         ``dir_path=`` and ``fullcopy=`` are 1.1's spellings; snapshots are always full copies now.
         """
@@ -290,7 +293,7 @@ class Context(CleverDictCompat, AttrDict):
 
         Loading runs code from the snapshot, like any pickle: only load snapshots you trust.
         """
-        from .snapshot import load
+        from .snapshot_load import load
 
         return load(cls, _snapshot_path(path, dir_path, "load"), key=key)
 

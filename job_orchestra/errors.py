@@ -9,12 +9,14 @@ from __future__ import annotations
 __all__ = [
     "CycleError",
     "DuplicateStepName",
+    "HiddenKeyError",
     "InvalidStepError",
     "MissingResultError",
     "PipelineError",
     "RedefinedStepError",
     "SnapshotError",
     "SnapshotExistsError",
+    "SnapshotWriteError",
     "UnserializableValueError",
 ]
 
@@ -71,9 +73,19 @@ class SnapshotExistsError(SnapshotError, FileExistsError):
     """``Context.store()`` refuses to overwrite an existing path (as 1.1 did)."""
 
 
+class SnapshotWriteError(SnapshotError, OSError):
+    """Writing a snapshot failed in the operating system (a full disk, a read-only file system, permissions):
+    ``errno`` is the system's, the message names the entry being written; nothing was left behind."""
+
+
 class UnserializableValueError(SnapshotError, TypeError):
     """A Context entry cannot be serialized with dill; the message names its key."""
 
     def __init__(self, message: str, key: object) -> None:
         super().__init__(message)
         self.key = key
+
+
+class HiddenKeyError(UnserializableValueError):
+    """A dict subclass in a Context value holds keys starting with "." (which snapshots leave out) but
+    pickles itself in a way they cannot be left out of; the message names the Context key."""

@@ -14,12 +14,15 @@ put in by hand, so they are used as they are.
 from __future__ import annotations
 
 import ast
+import io
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .attrdict import AttrDict
 from .errors import SnapshotError
+from .snapshot_files import UnsafeFile, read_file
 
 if TYPE_CHECKING:
     from .context import Context
@@ -43,10 +46,11 @@ _NEEDS = {
 
 
 def _read_master_record(root: Path) -> dict[str, Any]:
-    file = root / MASTER_RECORD
     try:
-        record = json.loads(file.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
+        record = json.loads(read_file(root, MASTER_RECORD, limit=1 << 28).decode("utf-8"))
+    except UnsafeFile as exc:
+        raise SnapshotError(f"1.1 snapshot {str(root)!r}: {exc}; refusing to read it.") from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise SnapshotError(f"1.1 snapshot {str(root)!r}: {MASTER_RECORD} is damaged ({exc}).") from None
     if isinstance(record, dict) and "_mapping_encoded" in record:  # written with store(..., fullcopy=True)
         encoded = record["_mapping_encoded"]
@@ -90,7 +94,7 @@ class _LegacyFile:
             )
         # 1.1 wrote absolute paths; the file is looked up beside master_record.json, never outside it.
         file = self.root / Path(self.path.replace("\\", "/")).name
-        if not file.is_file():
+        if not os.path.lexists(file) or file.parent != self.root:
             raise SnapshotError(
                 f"1.1 snapshot {str(self.root)!r}: the file {file.name!r} of {self.label} ({_KINDS[self.kind]}) "
                 "is missing. Copy it back into the snapshot directory."
@@ -110,23 +114,29 @@ class _LegacyFile:
                 ) from exc
         file = self.file()
         try:
+            data = read_file(self.root, file.name)  # a regular file, not followed if a link, read once
+        except (UnsafeFile, OSError, ValueError) as exc:
+            raise SnapshotError(
+                f"1.1 snapshot {str(self.root)!r}: {self.label} cannot be read: {exc}. Snapshots read only "
+                "regular files inside their directory."
+            ) from None
+        try:
             if self.kind == "_-_pd.DataFrame":
                 import pandas as pd
 
-                return pd.read_parquet(file)
+                return pd.read_parquet(io.BytesIO(data))
             if self.kind == "_-_pd.Series":
                 import pandas as pd
 
-                frame = pd.read_parquet(file)
+                frame = pd.read_parquet(io.BytesIO(data))
                 return frame[frame.columns[0]]
             if self.kind == "_-_np.ndarray":
                 import numpy as np
 
-                return np.load(file, allow_pickle=False)
+                return np.load(io.BytesIO(data), allow_pickle=False)
             import pickle
 
-            with open(file, "rb") as f:
-                return pickle.load(f)  # loading a snapshot runs its code, like any pickle
+            return pickle.loads(data)  # loading a snapshot runs its code, like any pickle
         except ImportError as exc:
             raise SnapshotError(
                 f"1.1 snapshot {str(self.root)!r}: {self.label} ({file.name!r}, {_KINDS[self.kind]}) needs a "
@@ -198,7 +208,7 @@ def _token(root: Path, value: Any) -> str:
         if isinstance(v, _LegacyFile):
             try:
                 file = v.file()
-                return ("file", v.kind, file.name, file.stat().st_size)
+                return ("file", v.kind, file.name, file.lstat().st_size)
             except (SnapshotError, OSError):
                 return ("file", v.kind, repr(v.path))
         if isinstance(v, dict):

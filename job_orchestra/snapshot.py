@@ -1,53 +1,61 @@
-"""Context snapshots: a directory with a JSON manifest and one dill file per top-level key.
+"""Context snapshots: a directory with a JSON manifest and one pickle file per top-level key.
 
-Writing is atomic: everything goes to a temporary sibling directory which is renamed into place only
-once complete, so a crash leaves either nothing or a whole snapshot at the target path. Each entry carries
-a SHA-256 checksum in the manifest, verified when the entry is first read.
+Writing is atomic: everything goes to a temporary sibling directory which is renamed into place only once
+complete, so a crash leaves either nothing or a whole snapshot at the target path, and the next store() in
+that directory removes what a killed one left (see :mod:`job_orchestra.snapshot_files`). ``store()`` never
+replaces anything; ``store(..., replace=True)`` (the command line's ``--snapshot``) replaces only a
+job-orchestra snapshot or an empty directory, atomically, keeping the old one until the new one is complete.
+Reading is in :mod:`job_orchestra.snapshot_load`; the manifest's schema in :mod:`job_orchestra.manifest`.
 """
 
 from __future__ import annotations
 
 import datetime
 import errno
-import glob
-import hashlib
-import hmac
 import json
 import os
 import platform
-import shutil
-import tempfile
+import stat
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any
 
-import dill
-
-from .errors import SnapshotError, SnapshotExistsError, UnserializableValueError
+from .errors import (
+    HiddenKeyError,
+    SnapshotError,
+    SnapshotExistsError,
+    SnapshotWriteError,
+    UnserializableValueError,
+)
+from .manifest import (
+    FORMAT,
+    FORMAT_VERSION,
+    MANIFEST,
+    SIGNATURE,
+    SIGNATURE_SCHEME,
+    check_key,
+    check_path,
+    encode_key,
+    looks_like_manifest,
+    signature,
+)
+from .snapshot_files import (
+    MARKER,
+    UnsafeFile,
+    exchange,
+    make_temp,
+    read_file,
+    remove_abandoned,
+    remove_temp,
+    rename_noreplace,
+)
+from .snapshot_load import load
+from .snapshot_pickle import HashingWriter, dump, is_hidden, rewinder, write
 
 if TYPE_CHECKING:
     from .context import Context
     from .step import Step
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "MANIFEST", "load", "store"]
-
-MANIFEST = "manifest.json"
-FORMAT = "job-orchestra-snapshot"
-FORMAT_VERSION = 1
-_CONTEXT_PID = "job-orchestra:stored-context"
-
-
-class _HashingWriter:
-    """A file wrapper that hashes and counts what goes through it."""
-
-    def __init__(self, raw: BinaryIO) -> None:
-        self.raw = raw
-        self.hash = hashlib.sha256()
-        self.size = 0
-
-    def write(self, data: bytes) -> int:
-        self.hash.update(data)
-        self.size += len(data)
-        return self.raw.write(data)
+__all__ = ["FORMAT", "FORMAT_VERSION", "MANIFEST", "dump", "load", "store"]
 
 
 def _versions() -> dict[str, str | None]:
@@ -62,69 +70,6 @@ def _versions() -> dict[str, str | None]:
     return out
 
 
-def _strip_hidden(value: Any) -> Any:
-    """A copy of nested dicts without keys starting with "." (1.1 never stored those)."""
-    if not isinstance(value, dict):
-        return value
-    if not any(isinstance(k, str) and k.startswith(".") for k in dict.keys(value)) and not any(
-        isinstance(v, dict) for v in dict.values(value)
-    ):
-        return value
-    kept = {k: _strip_hidden(v) for k, v in value.items() if not (isinstance(k, str) and k.startswith("."))}
-    try:
-        new = type(value)()
-    except TypeError:
-        return kept
-    dict.update(new, kept)
-    return new
-
-
-def _key_record(key: Any) -> dict[str, Any]:
-    if isinstance(key, str):
-        return {"key": key, "key_type": "str"}
-    if isinstance(key, bool) or not isinstance(key, int):
-        return {"key": repr(key), "key_type": "dill", "key_dill": dill.dumps(key).hex()}
-    return {"key": key, "key_type": "int"}
-
-
-def _key_from_record(record: dict[str, Any]) -> Any:
-    kind = record.get("key_type", "str")
-    if kind == "dill":
-        return dill.loads(bytes.fromhex(record["key_dill"]))
-    return record["key"]
-
-
-_SIGNATURE = "manifest.hmac"
-_SIGNATURE_SCHEME = "hmac-sha256"
-
-
-def _check_key(key: object, action: str) -> bytes | None:
-    """Validate a ``key=`` argument: None, or non-empty bytes or str (str is encoded as UTF-8)."""
-    if key is None:
-        return None
-    if isinstance(key, str):
-        key = key.encode("utf-8")
-    if not isinstance(key, (bytes, bytearray)):
-        raise TypeError(
-            f"{action}: key= must be bytes or str (the secret of the HMAC signature), got {type(key).__name__}."
-        )
-    if not key:
-        raise ValueError(f"{action}: key= is empty; an HMAC signature needs a secret, e.g. secrets.token_bytes(32).")
-    return bytes(key)
-
-
-def _check_path(path: object, action: str) -> Path:
-    if not isinstance(path, (str, os.PathLike)) or isinstance(path, bytes):
-        raise TypeError(f"{action}: path must be a str or a pathlib.Path, got {type(path).__name__} ({path!r}).")
-    if not str(os.fspath(path)):
-        raise ValueError(f"{action}: path is empty; give the directory of the snapshot.")
-    return Path(path)
-
-
-def _signature(manifest_bytes: bytes, key: bytes) -> str:
-    return hmac.new(key, manifest_bytes, hashlib.sha256).hexdigest()
-
-
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -133,96 +78,113 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-class Pickler(dill.Pickler):
-    """dill's pickler for snapshots: code defined in a notebook (``__main__``) is carried by value, with
-    only the globals it uses (``recurse=True``), so a fresh process can run it."""
-
-    def __init__(self, file: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("protocol", dill.HIGHEST_PROTOCOL)
-        kwargs.setdefault("recurse", True)
-        super().__init__(file, **kwargs)
-
-
-def _persistent(pickler: Any, context: Context | None) -> None:
-    if context is not None:
-        pickler.persistent_id = lambda obj: _CONTEXT_PID if obj is context else None
-
-
-def _write(value: Any, file: Any, context: Context | None, first: str, reset: Any) -> str:
-    """Pickle ``value`` into ``file`` with dill or cloudpickle (``first``), falling back to the other.
-
-    Both carry notebook code by value and both streams load with dill. dill serializes more kinds of
-    objects; cloudpickle names library functions reliably, where dill's ``recurse`` walk can wander into a
-    library (scikit-learn's decorated functions) until the recursion limit. Pipelines try cloudpickle
-    first, values dill first.
-    """
-    import cloudpickle
-
-    makers = {
-        "dill": lambda f: Pickler(f),
-        "cloudpickle": lambda f: cloudpickle.Pickler(f, protocol=dill.HIGHEST_PROTOCOL),
-    }
-    order = [first, *(name for name in makers if name != first)]
-    for attempt, name in enumerate(order):
-        pickler = makers[name](file)
-        _persistent(pickler, context)
-        try:
-            pickler.dump(value)
-            return name
-        except Exception:
-            if attempt == len(order) - 1:
-                raise
-            reset()
-    raise AssertionError("unreachable")
-
-
-def _rewind(raw: BinaryIO, writer: _HashingWriter | None = None) -> Any:
-    start = raw.tell()
-
-    def reset() -> None:
-        raw.seek(start)
-        raw.truncate()
-        if writer is not None:
-            writer.hash = hashlib.sha256()
-            writer.size = 0
-
-    return reset
-
-
-def dump(value: Any, file: BinaryIO) -> str:
-    """Pickle ``value`` into a seekable binary file as snapshots do; returns the pickler used."""
-    return _write(value, file, None, "dill", _rewind(file))
+def _write_synced(file: Path, data: bytes) -> None:
+    with open(file, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def _dump(value: Any, file: Path, *, context: Context | None = None) -> tuple[int, str]:
     with open(file, "wb") as raw:
-        writer = _HashingWriter(raw)
-        _write(value, writer, context, "cloudpickle" if context is not None else "dill", _rewind(raw, writer))
+        writer = HashingWriter(raw)
+        first = "cloudpickle" if context is not None else "dill"
+        write(value, writer, context=context, first=first, reset=rewinder(raw, writer), hide=context is None)
         raw.flush()
         os.fsync(raw.fileno())
     return writer.size, writer.hash.hexdigest()
 
 
-def _temp_prefix(target: Path) -> str:
-    return f".{target.name}.jo-tmp."
+_HINTS = {
+    errno.ENOSPC: "the disk is full: free some space or store the snapshot elsewhere",
+    errno.EDQUOT: "the disk quota is used up: free some space or store the snapshot elsewhere",
+    errno.EFBIG: "the file is larger than the file system or this process (RLIMIT_FSIZE) allows",
+    errno.EROFS: "the file system is read-only: store the snapshot elsewhere",
+    errno.EACCES: "permission denied: store the snapshot in a directory you may write to",
+    errno.EPERM: "the operation is not permitted: store the snapshot in a directory you may write to",
+}
 
 
-def _remove_abandoned(target: Path, parent: Path) -> None:
-    """Remove temporary siblings left by a store() of this target that was killed (its process is gone)."""
-    host = platform.node().replace(".", "_")
-    for entry in parent.glob(glob.escape(_temp_prefix(target)) + "*"):
-        parts = entry.name[len(_temp_prefix(target)) :].split(".")
-        if len(parts) < 3 or parts[0] != host or not parts[1].isdigit():
-            continue
-        pid = int(parts[1])
-        if pid == os.getpid():
-            continue
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            shutil.rmtree(entry, ignore_errors=True)
-        except OSError:
-            pass
+def _os_error(exc: OSError, what: str, target: Path) -> SnapshotWriteError:
+    """The OSError ``exc`` told as what it is, naming what was being written; nothing was left behind."""
+    code = exc.errno or 0
+    name = errno.errorcode.get(code, "unknown error")
+    hint = _HINTS.get(code)
+    message = (
+        f"Cannot store the Context at {str(target)!r}: writing {what} failed with {name} "
+        f"({exc.strerror or exc}){': ' + hint if hint else ''}. Nothing was stored there (the partial copy was "
+        "removed)."
+    )
+    return SnapshotWriteError(code, message)
+
+
+def check_replaceable(target: Path, replace: bool) -> tuple[str, os.stat_result] | None:
+    """None when ``target`` is free; else what ``replace=True`` may replace there; SnapshotExistsError for
+    anything job-orchestra did not write (a file, a symbolic link, another directory, a 1.1 snapshot)."""
+    try:
+        info = os.lstat(target)
+    except (FileNotFoundError, NotADirectoryError):  # (the parent's problems are told by store())
+        return None
+    where = f"Cannot store the Context at {str(target)!r}"
+    if not replace:
+        kind = "a directory" if stat.S_ISDIR(info.st_mode) else "a file"
+        raise SnapshotExistsError(
+            f"{where}: that path exists already ({kind}). Choose a new path or remove the old snapshot first "
+            "(store() never overwrites)."
+        )
+    advice = "Choose another path, or move or delete it yourself if you no longer need it."
+    if stat.S_ISLNK(info.st_mode):
+        raise SnapshotExistsError(f"{where}: it is a symbolic link, which is never replaced. {advice}")
+    if not stat.S_ISDIR(info.st_mode):
+        raise SnapshotExistsError(f"{where}: it is a file, not a snapshot directory; it is never replaced. {advice}")
+    names = sorted(os.listdir(target))
+    if not names:
+        return "empty", info
+    try:
+        ours = looks_like_manifest(read_file(target, MANIFEST, limit=1 << 26))
+    except (OSError, UnsafeFile):
+        ours = False
+    if not ours:
+        what = "a job-orchestra 1.1 snapshot" if "master_record.json" in names else "not a job-orchestra snapshot"
+        shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+        raise SnapshotExistsError(
+            f"{where}: that directory is {what} (it holds {shown}); only a snapshot written by job-orchestra 2 "
+            f"is replaced. {advice}"
+        )
+    return "snapshot", info
+
+
+def _same(a: os.stat_result, b: os.stat_result) -> bool:
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def _put_in_place(tmp: Path, target: Path, existing: tuple[str, os.stat_result] | None) -> None:
+    """Move the complete snapshot ``tmp`` to ``target``: never over anything but what was checked."""
+    changed = SnapshotExistsError(
+        f"{str(target)!r} changed while the snapshot was being written; nothing was changed there."
+    )
+    try:
+        if existing is None:
+            rename_noreplace(tmp, target)
+            return
+        kind, before = existing
+        if not _same(os.lstat(target), before):
+            raise changed
+        if kind == "empty":
+            os.rename(tmp, target)  # replaces an empty directory only (ENOTEMPTY otherwise)
+            return
+        exchange(tmp, target)
+    except (FileExistsError, OSError) as exc:
+        if isinstance(exc, SnapshotError):
+            raise
+        if isinstance(exc, FileExistsError) or exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
+            raise changed from None
+        raise
+    if not _same(os.lstat(tmp), before):  # what was moved aside is not what was checked: put it back
+        exchange(tmp, target)
+        raise changed
+    (tmp / MARKER).write_text("the previous snapshot, replaced\n")  # ours to remove from now on
+    remove_temp(tmp)
 
 
 def store(
@@ -231,22 +193,21 @@ def store(
     *,
     pipeline: Step | None = None,
     key: bytes | str | None = None,
+    replace: bool = False,
 ) -> Path:
-    """Write ``ctx`` (and optionally the pipeline of ``pipeline``) to a new snapshot directory."""
+    """Write ``ctx`` (and optionally the pipeline of ``pipeline``) to a new snapshot directory.
+
+    ``replace=True`` also accepts an existing job-orchestra snapshot or an empty directory at ``path``.
+    """
     from .step import Step
 
-    target = _check_path(path, "Context.store()")
-    secret = _check_key(key, "Context.store()")
+    target = check_path(path, "Context.store()")
+    secret = check_key(key, "Context.store()")
     if pipeline is not None and not isinstance(pipeline, Step):
         raise TypeError(
             f"Context.store(): pipeline= takes the head Step of the pipeline, got {type(pipeline).__name__}."
         )
-    if target.exists() or target.is_symlink():
-        kind = "a directory" if target.is_dir() else "a file"
-        raise SnapshotExistsError(
-            f"Cannot store the Context at {str(target)!r}: that path exists already ({kind}). Choose a new path "
-            "or remove the old snapshot first (store() never overwrites)."
-        )
+    existing = check_replaceable(target, replace)
     parent = target.parent if str(target.parent) else Path(".")
     if not parent.exists():
         raise FileNotFoundError(
@@ -257,22 +218,29 @@ def store(
         raise NotADirectoryError(
             f"Cannot store the Context at {str(target)!r}: {str(parent)!r} is a file, not a directory."
         )
-    _remove_abandoned(target, parent)
-    host = platform.node().replace(".", "_")
-    tmp = Path(tempfile.mkdtemp(prefix=f"{_temp_prefix(target)}{host}.{os.getpid()}.", suffix=".tmp", dir=parent))
+    remove_abandoned(parent)
+    try:
+        tmp = make_temp(target, parent)
+    except OSError as exc:
+        raise _os_error(exc, f"a temporary directory in {str(parent)!r}", target) from exc
+    what = "the snapshot directory"
     try:
         (tmp / "entries").mkdir()
         entries = []
         for index, k in enumerate(list(dict.keys(ctx))):
-            if isinstance(k, str) and k.startswith("."):
+            if is_hidden(k):
                 continue
             value = ctx[k]
-            file = Path("entries") / f"{index:06d}.dill"
+            what = f"the Context entry {k!r}"
+            file = f"entries/{index:06d}.dill"
             try:
-                size, digest = _dump(_strip_hidden(value), tmp / file)
-            except OSError as exc:
-                exc.add_note(f"job-orchestra: while writing the Context entry {k!r} to {str(target)!r}.")
+                size, digest = _dump(value, tmp / file)
+            except OSError:
                 raise
+            except HiddenKeyError as exc:
+                raise HiddenKeyError(
+                    f"Cannot store the Context entry {k!r}: {exc} Nothing was stored at {str(target)!r}.", k
+                ) from exc
             except Exception as exc:
                 raise UnserializableValueError(
                     f"Cannot store the Context entry {k!r} (a {type(value).__module__}.{type(value).__qualname__}): "
@@ -280,9 +248,9 @@ def store(
                     f"{str(target)!r}. Remove the entry, or hide it from snapshots with a key starting with '.'.",
                     k,
                 ) from exc
-            record = _key_record(k)
+            record = encode_key(k)
             record.update(
-                file=file.as_posix(),
+                file=file,
                 size=size,
                 sha256=digest,
                 type=f"{type(value).__module__}.{type(value).__qualname__}",
@@ -304,10 +272,10 @@ def store(
             "pipeline": None,
         }
         if pipeline is not None:
+            what = f"the pipeline of {str(pipeline)!r}"
             try:
                 size, digest = _dump(pipeline, tmp / "pipeline.dill", context=ctx)
-            except OSError as exc:
-                exc.add_note(f"job-orchestra: while writing the pipeline of {str(pipeline)!r} to {str(target)!r}.")
+            except OSError:
                 raise
             except Exception as exc:
                 raise UnserializableValueError(
@@ -316,174 +284,23 @@ def store(
                     "pipeline",
                 ) from exc
             manifest["pipeline"] = {"file": "pipeline.dill", "size": size, "sha256": digest, "head": str(pipeline)}
-        body = json.dumps(manifest, indent=2, default=str).encode()
+        what = "the manifest"
+        body = json.dumps(manifest, indent=2).encode()
         if secret is not None:
-            _write_synced(tmp / _SIGNATURE, f"{_SIGNATURE_SCHEME} {_signature(body, secret)}\n".encode())
+            _write_synced(tmp / SIGNATURE, f"{SIGNATURE_SCHEME} {signature(body, secret)}\n".encode())
         _write_synced(tmp / MANIFEST, body)  # written last: a directory without it is never a snapshot
+        (tmp / MARKER).unlink()
         _fsync_dir(tmp / "entries")
         _fsync_dir(tmp)
-        if target.exists():
-            raise SnapshotExistsError(
-                f"{str(target)!r} appeared while the snapshot was being written; nothing was changed there."
-            )
-        os.rename(tmp, target)
-        _fsync_dir(parent)
+        what = "the snapshot into place"
+        _put_in_place(tmp, target, existing)
     except BaseException as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
+        remove_temp(tmp)
         if isinstance(exc, OSError) and not isinstance(exc, SnapshotError):
-            reason = "the disk is full" if exc.errno == errno.ENOSPC else "writing failed"
-            exc.add_note(
-                f"job-orchestra: {reason}; nothing was stored at {str(target)!r} (the partial copy was removed)."
-            )
+            raise _os_error(exc, what, target) from exc
         raise
-    return target
-
-
-def _write_synced(file: Path, data: bytes) -> None:
-    with open(file, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-_CHUNK = 1 << 22
-
-
-class _EntryLoader:
-    """Reads one entry on first access, after checking its size and SHA-256 against the manifest."""
-
-    def __init__(self, root: Path, record: dict[str, Any], label: str, context: Context | None = None) -> None:
-        self.root = root
-        self.record = record
-        self.label = label
-        self.context = context
-
-    def _damaged(self, file: Path, why: str) -> SnapshotError:
-        return SnapshotError(
-            f"Snapshot {str(self.root)!r}: {self.label} is damaged: {why} (file {str(file)!r}). The snapshot was "
-            "changed or truncated after it was written; restore it from a copy, or delete the entry with "
-            "del ctx[key] and compute it again."
-        )
-
-    def __call__(self) -> Any:
-        name = self.record.get("file")
-        if not isinstance(name, str) or Path(name).is_absolute() or ".." in Path(name).parts:
-            raise SnapshotError(f"Snapshot {str(self.root)!r}: {self.label} has an invalid file name {name!r}.")
-        file = self.root / name
-        expected_size = self.record.get("size")
-        expected = self.record.get("sha256")
-        try:
-            with open(file, "rb") as f:
-                digest = hashlib.sha256()
-                size = 0
-                while chunk := f.read(_CHUNK):  # verify before unpickling anything
-                    digest.update(chunk)
-                    size += len(chunk)
-                if isinstance(expected_size, int) and size != expected_size:
-                    raise self._damaged(file, f"it has {size} bytes, the manifest says {expected_size}")
-                if not expected or digest.hexdigest() != expected:
-                    raise self._damaged(file, "its SHA-256 checksum does not match the manifest")
-                f.seek(0)
-                unpickler = dill.Unpickler(f)
-                if self.context is not None:
-                    unpickler.persistent_load = self._persistent_load  # type: ignore[method-assign]
-                try:
-                    return unpickler.load()
-                except Exception as exc:
-                    raise SnapshotError(
-                        f"Snapshot {str(self.root)!r}: {self.label} (file {str(file)!r}) is intact but cannot be "
-                        f"read back: {type(exc).__name__}: {exc}. Its value may need a module or class that is not "
-                        "importable here: import or define it, then access the entry again."
-                    ) from exc
-        except FileNotFoundError:
-            raise SnapshotError(
-                f"Snapshot {str(self.root)!r}: the file {str(file)!r} of {self.label} is missing. Restore the "
-                "snapshot from a copy, or delete the entry and compute it again."
-            ) from None
-
-    def _persistent_load(self, pid: Any) -> Any:
-        if pid == _CONTEXT_PID:
-            return self.context
-        raise SnapshotError(f"Snapshot {str(self.root)!r}: unknown persistent reference {pid!r}")
-
-
-def load(cls: type[Context], path: str | os.PathLike[str], *, key: bytes | str | None = None) -> Context:
-    """Open a snapshot directory; entries are read and verified when first accessed."""
-    from .context import LazyEntry
-
-    root = _check_path(path, "Context.load()")
-    secret = _check_key(key, "Context.load()")
-    if not root.exists():
-        raise FileNotFoundError(f"No snapshot at {str(root)!r}: the path does not exist.")
-    if not root.is_dir():
-        raise SnapshotError(
-            f"{str(root)!r} is a file, not a snapshot: Context.store() writes a directory; pass that directory."
-        )
-    manifest_file = root / MANIFEST
-    if not manifest_file.is_file():
-        if (root / "master_record.json").is_file():
-            if secret is not None:
-                raise SnapshotError(
-                    f"{str(root)!r} is a job-orchestra 1.1 snapshot, which cannot be signed, but key= was given: "
-                    "refusing to load it. Load it without key= if you trust it."
-                )
-            from .legacy import load_legacy
-
-            return load_legacy(cls, root)
-        if not any(root.iterdir()):
-            raise SnapshotError(f"{str(root)!r} is an empty directory, not a snapshot written by Context.store().")
-        raise SnapshotError(
-            f"{str(root)!r} is not a job-orchestra snapshot: it has no {MANIFEST} (nor 1.1's master_record.json). "
-            "Pass the directory that Context.store() wrote."
-        )
-    body = manifest_file.read_bytes()
-    if secret is not None:
-        sig_file = root / _SIGNATURE
-        if not sig_file.is_file():
-            raise SnapshotError(
-                f"Snapshot {str(root)!r} is not signed, but key= was given: refusing to load it. Store it again "
-                "with store(path, key=...) or load it without key= if you trust it."
-            )
-        scheme, _, signature = sig_file.read_text(errors="replace").strip().partition(" ")
-        if scheme != _SIGNATURE_SCHEME or not hmac.compare_digest(signature, _signature(body, secret)):
-            raise SnapshotError(
-                f"Snapshot {str(root)!r}: its signature does not match: the snapshot was altered after it was "
-                "signed, or it was signed with another key. Refusing to load it."
-            )
     try:
-        manifest = json.loads(body)
-    except ValueError as exc:
-        raise SnapshotError(f"Snapshot {str(root)!r}: {MANIFEST} is damaged ({exc}).") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise SnapshotError(f"{str(root)!r}: {MANIFEST} is not a job-orchestra snapshot manifest.")
-    version = manifest.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise SnapshotError(
-            f"Snapshot {str(root)!r} has format version {version}, newer than this job-orchestra understands "
-            f"({FORMAT_VERSION}); upgrade job-orchestra to read it."
-        )
-    records = manifest.get("entries", [])
-    if not isinstance(records, list) or not all(isinstance(r, dict) and "file" in r for r in records):
-        raise SnapshotError(f"Snapshot {str(root)!r}: the entries of {MANIFEST} are damaged.")
-    ctx = cls()
-    dict.clear(ctx)
-    for record in records:
-        try:
-            k = _key_from_record(record)
-        except Exception as exc:
-            raise SnapshotError(
-                f"Snapshot {str(root)!r}: the key {record.get('key')!r} cannot be read back ({exc})."
-            ) from exc
-        label = f"the entry {k!r}"
-        loader = _EntryLoader(root, record, label)
-        dict.__setitem__(ctx, k, LazyEntry(loader, f"{record.get('type', '?')}, {record.get('size', '?')} bytes"))
-        if isinstance(record.get("fingerprint"), str):
-            ctx._fingerprints[k] = record["fingerprint"]
-            if isinstance(record.get("seconds"), (int, float)):
-                ctx._durations[k] = (record["fingerprint"], float(record["seconds"]))
-        elif isinstance(record.get("given"), str):
-            ctx._given[k] = record["given"]
-    if manifest.get("pipeline"):
-        loader = _EntryLoader(root, manifest["pipeline"], "the stored pipeline", context=ctx)
-        object.__setattr__(ctx, "_pipeline", LazyEntry(loader, "pipeline"))
-    return ctx
+        _fsync_dir(parent)
+    except OSError:
+        pass  # the snapshot is complete; only its durability across a power cut is not confirmed
+    return target

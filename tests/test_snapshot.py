@@ -167,9 +167,10 @@ def test_a_crash_before_rename_leaves_nothing_at_the_target(tmp_path, monkeypatc
     def crash(*args):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(snapshot.os, "rename", crash)
-    with pytest.raises(OSError, match="No space"):
+    monkeypatch.setattr(snapshot, "rename_noreplace", crash)
+    with pytest.raises(OSError, match="ENOSPC") as info:
         Context(a=1).store(tmp_path / "snap")
+    assert info.value.errno == 28 and "the snapshot into place" in str(info.value)
     assert list(tmp_path.iterdir()) == []
 
 

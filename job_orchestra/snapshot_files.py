@@ -1,0 +1,226 @@
+"""The file-system side of snapshots: bounded reads of regular files, our temporary directories, renames.
+
+Reading: a snapshot file is opened relative to the snapshot directory without following symbolic links
+(``O_NOFOLLOW`` on every component) and without blocking (``O_NONBLOCK``: a FIFO cannot hang the load),
+``fstat`` must show a regular file of the expected size, and never more than that size is read.
+
+Writing: ``store()`` writes into a temporary sibling named ``.<target>.jo-tmp.<host>.<pid>.<random>.tmp``
+holding a marker file. Such a directory is *provably ours* when its host is this machine, its process is
+gone, and it holds the marker, nothing at all, or a job-orchestra manifest (the short moments around a
+rename, when the marker is already gone); the next ``store()`` in the same directory removes it, whatever
+snapshot it was meant for.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import platform
+import re
+import shutil
+import stat
+import tempfile
+from pathlib import Path
+
+__all__ = ["UnsafeFile", "exchange", "make_temp", "read_file", "remove_abandoned", "remove_temp", "rename_noreplace"]
+
+MARKER = ".job-orchestra-temp"
+_TEMP = re.compile(r"^\..*\.jo-tmp\.(?P<host>[^.]+)\.(?P<pid>[0-9]+)\.[^.]+\.tmp$")
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_NOCTTY = getattr(os, "O_NOCTTY", 0)
+
+
+class UnsafeFile(Exception):
+    """A snapshot file that must not be read: the message says what it is instead of a regular file."""
+
+
+def _kind(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISLNK, "a symbolic link"),
+    ):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def read_file(root: Path, name: str, *, size: int | None = None, limit: int | None = None) -> bytes:
+    """The bytes of the regular file ``root/name`` (``name`` in the manifest's checked form, "a/b").
+
+    Raises FileNotFoundError when it is missing, UnsafeFile when it is a symbolic link, a FIFO, a device,
+    a directory, of another size than ``size`` or larger than ``limit``.
+    """
+    parts = name.split("/")
+    fds: list[int] = []
+    try:
+        fds.append(os.open(root, os.O_RDONLY | _DIRECTORY | _CLOEXEC))
+        for part in parts[:-1]:
+            fds.append(_open_at(part, fds[-1], os.O_RDONLY | _DIRECTORY | _NOFOLLOW | _CLOEXEC, f"{part}/"))
+        fd = _open_at(parts[-1], fds[-1], os.O_RDONLY | _NOFOLLOW | _NONBLOCK | _NOCTTY | _CLOEXEC, name)
+        fds.append(fd)
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise UnsafeFile(f"{name!r} is {_kind(info.st_mode)}, not a regular file")
+        if size is not None and info.st_size != size:
+            raise UnsafeFile(f"{name!r} has {info.st_size} bytes, the manifest says {size}")
+        if limit is not None and info.st_size > limit:
+            raise UnsafeFile(f"{name!r} has {info.st_size} bytes, more than the {limit} bytes such a file may have")
+        wanted = info.st_size
+        chunks: list[bytes] = []
+        got = 0
+        while got < wanted:
+            chunk = os.read(fd, min(wanted - got, 1 << 30))
+            if not chunk:
+                raise UnsafeFile(f"{name!r} shrank to {got} bytes while it was read")
+            chunks.append(chunk)
+            got += len(chunk)
+        if os.read(fd, 1):
+            raise UnsafeFile(f"{name!r} grew beyond {wanted} bytes while it was read")
+        return b"".join(chunks)
+    finally:
+        for fd in reversed(fds):
+            os.close(fd)
+
+
+def _open_at(name: str, dir_fd: int, flags: int, shown: str) -> int:
+    try:
+        return os.open(name, flags, dir_fd=dir_fd)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.EMLINK):
+            try:
+                mode = os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode
+            except OSError:
+                mode = 0
+            raise UnsafeFile(f"{shown!r} is {_kind(mode)}, which snapshots never follow") from None
+        if exc.errno == errno.ENXIO:  # a socket, or a FIFO opened for writing
+            raise UnsafeFile(f"{shown!r} is not a regular file") from None
+        raise
+
+
+# -- temporary directories of store() -------------------------------------------------------------------
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9_-]", "_", platform.node()) or "host"
+
+
+def make_temp(target: Path, parent: Path) -> Path:
+    """A new temporary sibling of ``target`` with our marker in it."""
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.jo-tmp.{_host()}.{os.getpid()}.", suffix=".tmp", dir=parent))
+    try:
+        (tmp / MARKER).write_text(f"job-orchestra temporary directory of process {os.getpid()} on {_host()}\n")
+    except BaseException:
+        remove_temp(tmp)
+        raise
+    return tmp
+
+
+def _provably_ours(entry: Path) -> bool:
+    match = _TEMP.match(entry.name)
+    if match is None or match["host"] != _host() or entry.is_symlink() or not entry.is_dir():
+        return False
+    pid = int(match["pid"])
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+        return False  # alive (or a new process got its number): not abandoned
+    except ProcessLookupError:
+        pass
+    except OSError:
+        return False
+    if (entry / MARKER).is_file() or not any(entry.iterdir()):
+        return True
+    from .manifest import looks_like_manifest
+
+    try:
+        return looks_like_manifest(read_file(entry, "manifest.json", limit=1 << 26))
+    except (OSError, UnsafeFile):
+        return False
+
+
+def remove_abandoned(parent: Path) -> list[Path]:
+    """Remove the temporary directories that killed store() calls left in ``parent``; return them."""
+    removed = []
+    try:
+        candidates = [e for e in parent.iterdir() if ".jo-tmp." in e.name]
+    except OSError:
+        return removed
+    for entry in candidates:
+        try:
+            if _provably_ours(entry):
+                if not (entry / MARKER).exists():  # mark it first: a removal cut short stays ours
+                    (entry / MARKER).write_text("abandoned by a killed store()\n")
+                remove_temp(entry)
+                removed.append(entry)
+        except OSError:
+            pass
+    return removed
+
+
+def remove_temp(tmp: Path) -> None:
+    """Remove one of our temporary directories, its marker last (a removal cut short stays ours)."""
+    try:
+        children = list(tmp.iterdir())
+    except FileNotFoundError:
+        return
+    for child in children:
+        if child.name == MARKER:
+            continue
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
+    (tmp / MARKER).unlink(missing_ok=True)
+    try:
+        tmp.rmdir()
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# -- renames -------------------------------------------------------------------------------------------
+_RENAME_NOREPLACE, _RENAME_EXCHANGE, _AT_FDCWD = 1, 2, -100
+
+
+def _renameat2(src: Path, dst: Path, flags: int) -> bool:
+    """Linux's renameat2(); False where the system or the file system does not offer it."""
+    try:
+        function = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError, TypeError):
+        return False
+    result = function(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), ctypes.c_uint(flags))
+    if result == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        return False
+    raise OSError(code, os.strerror(code), str(src), None, str(dst))
+
+
+def rename_noreplace(src: Path, dst: Path) -> None:
+    """Rename ``src`` to ``dst``, failing with FileExistsError if ``dst`` exists (even an empty directory)."""
+    if _renameat2(src, dst, _RENAME_NOREPLACE):
+        return
+    if os.path.lexists(dst):
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(dst))
+    os.rename(src, dst)
+
+
+def exchange(new: Path, old: Path) -> None:
+    """Swap two directories atomically where the system can (afterwards ``new`` holds the old one)."""
+    if _renameat2(new, old, _RENAME_EXCHANGE):
+        return
+    aside = new.with_name(new.name + ".old")
+    os.rename(old, aside)
+    try:
+        os.rename(new, old)
+    except BaseException:
+        os.rename(aside, old)
+        raise
+    os.rename(aside, new)
