@@ -18,9 +18,9 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from .attrdict import as_attrdict
-from .errors import InvalidStepError
+from .checks import check_declarations, check_runnable, refuse_one_shot
 from .events import Callback, Dispatcher, gather
-from .graph import PipelineGraph, collect, run_arity
+from .graph import collect
 from .plan import ExecutionPlan
 
 if TYPE_CHECKING:
@@ -28,35 +28,6 @@ if TYPE_CHECKING:
     from .step import Step
 
 __all__ = ["check_runnable", "materialize"]
-
-
-def check_runnable(graph: PipelineGraph, names: Iterable[str]) -> None:
-    """Refuse, before anything runs, a step without ``run()`` or whose ``run()`` cannot take its inputs."""
-    from .step import Step
-
-    checked: set[tuple[type, int]] = set()
-    for name in names:
-        step = graph.steps[name]
-        kind = type(step)
-        n_inputs = len(graph.deps[name])
-        if (kind, n_inputs) in checked:
-            continue
-        bound = step.run
-        if getattr(bound, "__func__", None) is Step.run:
-            raise InvalidStepError(
-                f"Step {name!r} ({kind.__name__}) does not define run(self, *inputs): subclass Step and override run()."
-            )
-        if "run" in vars(step):  # run() replaced on the instance: let Python check the call
-            continue
-        low, high = run_arity(kind)
-        if not low <= n_inputs <= high:
-            wanted = f"{low}" if low == high else f"{low} to {high:g}"
-            raise InvalidStepError(
-                f"Step {name!r} ({kind.__name__}) has {n_inputs} dependencies "
-                f"({', '.join(graph.deps[name]) or 'none'}) but its run() takes {wanted} inputs. Make run() "
-                "take one argument per dependency, in depends_on order, or use run(self, *inputs)."
-            )
-        checked.add((kind, n_inputs))
 
 
 def _note_failure(exc: BaseException, name: str, step: Step, finished: int) -> None:
@@ -98,6 +69,7 @@ def materialize(
 ) -> Any:
     """Run what ``head`` needs and return its output (see :meth:`Step.materialize`)."""
     graph = collect(head)
+    check_declarations(graph)
     plan = ExecutionPlan.from_graph(head, graph)
     to_run = plan.to_run
     check_runnable(graph, to_run)
@@ -133,6 +105,7 @@ def record_result(plan: ExecutionPlan, step: Step, name: str, output: Any) -> An
     output = as_attrdict(output)
     ctx = step.ctx
     if ctx is not None and output is not None:
+        refuse_one_shot(name, step, output)
         ctx._put_result(name, output, plan.fingerprint(name))
     return output
 
