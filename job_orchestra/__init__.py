@@ -7,6 +7,7 @@ in a :class:`Context` so work is not repeated and can be snapshotted to disk.
 from .attrdict import AttrDict
 from .context import Context
 from .errors import (
+    ConcurrentStepError,
     CycleError,
     DuplicateStepName,
     InvalidStepError,
@@ -14,6 +15,7 @@ from .errors import (
     SnapshotError,
     SnapshotExistsError,
     UnserializableValueError,
+    WorkerDiedError,
 )
 from .events import Callback
 from .plan import ExecutionPlan, PlanRow
@@ -24,6 +26,7 @@ __version__ = "2.0.0"
 __all__ = [
     "AttrDict",
     "Callback",
+    "ConcurrentStepError",
     "Context",
     "CycleError",
     "DuplicateStepName",
@@ -35,5 +38,6 @@ __all__ = [
     "SnapshotExistsError",
     "Step",
     "UnserializableValueError",
+    "WorkerDiedError",
     "__version__",
 ]

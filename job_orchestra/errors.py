@@ -7,6 +7,7 @@ raised a built-in exception, ours subclasses that built-in so ``except TypeError
 from __future__ import annotations
 
 __all__ = [
+    "ConcurrentStepError",
     "CycleError",
     "DuplicateStepName",
     "InvalidStepError",
@@ -14,6 +15,7 @@ __all__ = [
     "SnapshotError",
     "SnapshotExistsError",
     "UnserializableValueError",
+    "WorkerDiedError",
 ]
 
 
@@ -56,3 +58,21 @@ class UnserializableValueError(SnapshotError, TypeError):
     def __init__(self, message: str, key: object) -> None:
         super().__init__(message)
         self.key = key
+
+
+class ConcurrentStepError(PipelineError, RuntimeError):
+    """A step this run was waiting for failed in another ``materialize()`` running at the same time."""
+
+    def __init__(self, message: str, step: str) -> None:
+        super().__init__(message)
+        self.step = step
+
+
+class WorkerDiedError(PipelineError, RuntimeError):
+    """The worker process running a step died (killed, crashed, or exited) before the step returned."""
+
+    def __init__(self, message: str, step: str, exitcode: int | None = None, pid: int | None = None) -> None:
+        super().__init__(message)
+        self.step = step
+        self.exitcode = exitcode
+        self.pid = pid

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import cloudpickle
 
 from .attrdict import as_attrdict
+from .inflight import running_here
 
 if TYPE_CHECKING:
     from .step import Step
@@ -111,12 +112,20 @@ def run_shipped(step_bytes: bytes, inputs_bytes: bytes) -> bytes:
         raise _failure(exc) from None
 
 
-def call_releasing(run: Any, inputs: list[Any]) -> Any:
+def call_releasing(run: Any, inputs: list[Any], key: tuple | None = None) -> Any:
     """Call ``run(*inputs)`` after emptying ``inputs``, so the executor's work item does not keep the
-    inputs alive once the step is done (a thread pool holds its arguments until the next task)."""
+    inputs alive once the step is done (a thread pool holds its arguments until the next task). ``key``
+    marks this thread as running that step (see :func:`job_orchestra.inflight.running_here`)."""
     args = tuple(inputs)
     inputs.clear()
-    return run(*args)
+    if key is None:
+        return run(*args)
+    here = running_here()
+    here.add(key)
+    try:
+        return run(*args)
+    finally:
+        here.discard(key)
 
 
 def run_on_dask(step_bytes: bytes, *inputs: Any) -> Any:
@@ -138,7 +147,8 @@ class Backend:
     local_results: bool = True
     """Results come back to this process (False: they stay with the workers, consumers get references)."""
 
-    def submit(self, name: str, step: Step, inputs: list[Any]) -> Any:
+    def submit(self, name: str, step: Step, inputs: list[Any], key: tuple | None = None) -> Any:
+        """Start ``step.run(*inputs)``; ``key`` identifies the step for :mod:`job_orchestra.inflight`."""
         raise NotImplementedError
 
     def collect(self, handle: Any, keep_value: bool) -> tuple[Any, Any]:
@@ -166,9 +176,9 @@ class FuturesBackend(Backend):
         self.owned = owned
         self.ship = ship
 
-    def submit(self, name: str, step: Step, inputs: list[Any]) -> Future:
+    def submit(self, name: str, step: Step, inputs: list[Any], key: tuple | None = None) -> Future:
         if not self.ship:
-            return self.executor.submit(call_releasing, step.run, inputs)
+            return self.executor.submit(call_releasing, step.run, inputs, key)
         payload = dump_step(name, step)
         try:
             args = ship_dumps(inputs)
@@ -209,7 +219,7 @@ class DaskBackend(Backend):
         self.limit = max_workers
         self._run_id = uuid.uuid4().hex[:8]
 
-    def submit(self, name: str, step: Step, inputs: list[Any]) -> Any:
+    def submit(self, name: str, step: Step, inputs: list[Any], key: tuple | None = None) -> Any:
         payload = dump_step(name, step)
         return self.client.submit(run_on_dask, payload, *inputs, key=f"{name}-{self._run_id}", pure=False)
 
