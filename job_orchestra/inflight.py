@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 __all__ = ["Claim", "Entry", "RunTicket", "enter", "running_here"]
 
 _LOCK = threading.Lock()
-_KEPT: dict[tuple, Entry] = {}  # finished results another run still plans to compute
+_KEPT: dict[tuple, Entry] = {}  # (anchor id, name) -> a finished result another run still plans to compute
 _ACTIVE: set[RunTicket] = set()  # the runs going on, each with the keys it plans to compute and has not claimed
 _RUNNING_HERE = threading.local()  # .keys: the keys whose run() this thread is executing
 
@@ -115,11 +115,17 @@ class Claim:
         return self.stored if self.entry is None else self.entry.result()
 
 
+def _same(a: tuple, b: tuple) -> bool:
+    """Keys of one result: same Context (or step) and name, and the same planned fingerprint when both runs
+    have one (a pipeline without any Context has none: its steps' inputs all come from its own steps)."""
+    return a[0] == b[0] and a[1] == b[1] and (a[2] == b[2] or a[2] is None or b[2] is None)
+
+
 def _wanted(key: tuple, by: RunTicket | None) -> bool:
     """Whether a run other than ``by`` plans to compute ``key`` and has not claimed it yet (call with _LOCK)."""
     name = key[1]
     for ticket in _ACTIVE:
-        if ticket is not by and name in ticket.pending and ticket.key(name) == key:
+        if ticket is not by and name in ticket.pending and _same(ticket.key(name), key):
             return True
     return False
 
@@ -162,14 +168,16 @@ class RunTicket:
         owner_thread = None
         with _LOCK:
             self.pending.discard(name)
-            entry = _KEPT.get(key) if _KEPT else None
+            entry = _KEPT.get(key[:2]) if _KEPT else None
+            if entry is not None and not _same(entry.key, key):
+                entry = None
             if entry is not None:
                 if not _wanted(key, None):
-                    del _KEPT[key]
+                    del _KEPT[key[:2]]
             elif len(_ACTIVE) > 1:
                 for ticket in _ACTIVE:
                     running = ticket.inflight.get(name)
-                    if running is not None and running[0] == key and ticket is not self:
+                    if running is not None and ticket is not self and _same(running[0], key):
                         entry = running[1]
                         if entry is None:
                             entry = running[1] = Entry(key, name, self._anchor(name))
@@ -204,7 +212,7 @@ class RunTicket:
             if len(_ACTIVE) > 1 and _wanted(key, self):
                 if entry is None:
                     entry = Entry(key, name, self._anchor(name))
-                _KEPT[key] = entry
+                _KEPT[key[:2]] = entry
         if entry is not None:
             entry.value, entry.fetch = value, fetch
             entry._settle()
@@ -224,8 +232,9 @@ class RunTicket:
             if _KEPT:  # results kept for this run alone are dropped
                 for name in self.pending:
                     key = self.key(name)
-                    if key in _KEPT and not _wanted(key, None):
-                        del _KEPT[key]
+                    kept = _KEPT.get(key[:2])
+                    if kept is not None and not _wanted(kept.key, None):
+                        del _KEPT[key[:2]]
             self.pending = set()
             owned = list(self.inflight.values())
             self.inflight = {}
