@@ -243,3 +243,17 @@ def test_a_one_shot_result_without_a_context_is_passed_on():
             return sum(xs)
 
     assert Sum(depends_on=Returns(_gen)).materialize() == 3
+
+
+def test_the_errors_page_names_tests_that_exist():
+    """Each entry of the "Running" section of docs/errors.md names a test that exists."""
+    import importlib
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).parent.parent / "docs" / "errors.md").read_text(encoding="utf-8")
+    section = text[text.index("## Running: declarations, concurrent runs and dying workers") :]
+    named = re.findall(r"`(test_\w+)\.py::(test_\w+)`", section)
+    assert len(named) >= 9
+    for module, test in named:
+        assert hasattr(importlib.import_module(f"tests.{module}"), test), f"docs/errors.md names {module}::{test}"
