@@ -110,8 +110,11 @@ class ProcessWorkers(Backend):
         self.busy: dict[Future, _Slot] = {}
 
     def _slot(self) -> _Slot:
-        if self.idle:
-            return self.idle.pop()
+        while self.idle:
+            slot = self.idle.pop()
+            if slot.process is None or slot.process.exitcode is None:
+                return slot
+            slot.pool.shutdown(wait=False)  # its worker died while idle: no step is to blame
         return _Slot(ProcessPoolExecutor(1, mp_context=self.context))
 
     def submit(self, name: str, step: Step, inputs: list[Any], key: tuple | None = None) -> Future:
