@@ -24,6 +24,7 @@ from .context import Context
 from .errors import ConcurrentStepError, InvalidStepError
 
 if TYPE_CHECKING:
+    from .graph import PipelineGraph
     from .plan import ExecutionPlan
 
 __all__ = ["Claim", "Entry", "RunTicket", "enter", "running_here"]
@@ -139,20 +140,39 @@ class RunTicket:
 
     __slots__ = ("inflight", "pending", "plan", "steps", "thread")
 
-    def __init__(self, plan: ExecutionPlan, names: Iterable[str], serial: bool) -> None:
-        self.plan = plan
-        self.thread = threading.get_ident() if serial else None  # where a serial run's steps run
-        self.steps = plan.graph.steps
-        self.pending = set(names)  # planned and not claimed yet
+    def __init__(self, graph: PipelineGraph) -> None:
+        self.plan: ExecutionPlan | None = None
+        self.thread: int | None = None  # where a serial run's steps run
+        self.steps = graph.steps
+        self.pending = set(graph.steps)  # until the plan is made, every step might be planned
         self.inflight: dict[str, list] = {}  # name -> [key, Entry once somebody waits] for what runs now
         with _LOCK:
             _ACTIVE.add(self)
 
+    def planned(self, plan: ExecutionPlan, names: Iterable[str], serial: bool) -> None:
+        """The plan is made: only ``names`` are still to compute (results kept for the others are dropped)."""
+        with _LOCK:
+            self.plan = plan
+            self.thread = threading.get_ident() if serial else None
+            dropped = self.pending
+            self.pending = set(names)
+            if _KEPT:
+                self._drop_kept(dropped - self.pending)
+
+    def _drop_kept(self, names: Iterable[str]) -> None:
+        """Forget results kept for ``names`` that no run wants any more (call with _LOCK)."""
+        for name in names:
+            kept = _KEPT.get(self.key(name)[:2])
+            if kept is not None and not _wanted(kept.key, None):
+                del _KEPT[kept.key[:2]]
+
     def key(self, name: str) -> tuple:
-        """Where ``name``'s result goes (its Context, or the step) and what it is planned to be computed from."""
+        """Where ``name``'s result goes (its Context, or the step) and what it is planned to be computed from
+        (None until the plan is made: matches any)."""
         step = self.steps[name]
         anchor = step.ctx
-        return (id(step if anchor is None else anchor), name, self.plan.planned_key(name))
+        plan = self.plan
+        return (id(step if anchor is None else anchor), name, None if plan is None else plan.planned_key(name))
 
     def _anchor(self, name: str) -> Any:
         step = self.steps[name]
@@ -163,7 +183,7 @@ class RunTicket:
         :class:`Claim` on the result another run computes or has just recorded."""
         step = self.steps[name]
         anchor = step.ctx
-        planned = self.plan.planned_key(name)
+        planned = self.plan.planned_key(name)  # type: ignore[union-attr]
         key = (id(step if anchor is None else anchor), name, planned)
         owner_thread = None
         with _LOCK:
@@ -229,13 +249,9 @@ class RunTicket:
         """The run is over: withdraw its plans, and fail what it still owns (abandoned after an interrupt)."""
         with _LOCK:
             _ACTIVE.discard(self)
+            pending, self.pending = self.pending, set()
             if _KEPT:  # results kept for this run alone are dropped
-                for name in self.pending:
-                    key = self.key(name)
-                    kept = _KEPT.get(key[:2])
-                    if kept is not None and not _wanted(kept.key, None):
-                        del _KEPT[key[:2]]
-            self.pending = set()
+                self._drop_kept(pending)
             owned = list(self.inflight.values())
             self.inflight = {}
         interrupted = KeyboardInterrupt("the run computing it was interrupted and left it running")
@@ -267,10 +283,10 @@ def running_here() -> set[tuple]:
         return keys
 
 
-def enter(plan: ExecutionPlan, names: Iterable[str], serial: bool) -> RunTicket:
-    """Register a run that plans to compute ``names`` (call :meth:`RunTicket.leave` when it is over);
-    a ``serial`` run computes them in the calling thread."""
-    return RunTicket(plan, names, serial)
+def enter(graph: PipelineGraph) -> RunTicket:
+    """Register a run of ``graph`` before it is planned, so that nothing another run finishes meanwhile is
+    lost to it; then call :meth:`RunTicket.planned`, and :meth:`RunTicket.leave` when the run is over."""
+    return RunTicket(graph)
 
 
 _NOTHING = object()

@@ -37,7 +37,9 @@ class ParallelRun:
 
     _POLL = 0.1  # seconds between checks for Ctrl-C while waiting (a blocked queue.get() would hide it)
 
-    def __init__(self, plan: ExecutionPlan, to_run: list[str], events: Dispatcher, backend: Backend) -> None:
+    def __init__(
+        self, plan: ExecutionPlan, to_run: list[str], events: Dispatcher, backend: Backend, ticket: inflight.RunTicket
+    ) -> None:
         graph = plan.graph
         self.plan, self.events, self.backend = plan, events, backend
         self.steps, self.deps, self.head = graph.steps, graph.deps, graph.head
@@ -59,7 +61,7 @@ class ParallelRun:
                 self.ready.append((i, name))
         self.running: dict[str, float] = {}  # name -> when it was submitted
         self.foreign: dict[str, inflight.Claim] = {}  # running steps another run computes for this one
-        self.ticket = inflight.enter(plan, to_run, serial=False)
+        self.ticket = ticket
         self.done: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
         self.limit = backend.limit or len(to_run)
         self.local = backend.local_results
@@ -82,8 +84,6 @@ class ParallelRun:
             except KeyboardInterrupt as exc:
                 self._drain_after_interrupt(exc)
                 raise
-            finally:
-                self.ticket.leave()
         if self.failure is not None:
             name, exc = self.failure
             note_failure(exc, name, self.steps[name], self.finished)

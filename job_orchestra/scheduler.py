@@ -40,17 +40,23 @@ def materialize(
     """Run what ``head`` needs and return its output (see :meth:`Step.materialize`)."""
     graph = collect(head)
     check_declarations(graph)
-    plan = ExecutionPlan.from_graph(head, graph)
-    to_run = plan.to_run
-    check_runnable(graph, to_run)
-    events = gather(callbacks)
-    if executor is None or not to_run:
-        return _reporting(plan, events, lambda: _run_serial(plan, to_run, events))
-    from .executors import resolve  # imports concurrent.futures: only for parallel runs
-    from .parallel import ParallelRun
+    ticket = inflight.enter(graph)  # before planning: a step another run finishes meanwhile is not lost
+    try:
+        plan = ExecutionPlan.from_graph(head, graph)
+        to_run = plan.to_run
+        check_runnable(graph, to_run)
+        events = gather(callbacks)
+        if executor is None or not to_run:
+            ticket.planned(plan, to_run, serial=True)
+            return _reporting(plan, events, lambda: _run_serial(plan, to_run, events, ticket))
+        from .executors import resolve  # imports concurrent.futures: only for parallel runs
+        from .parallel import ParallelRun
 
-    with resolve(executor, max_workers) as backend:
-        return _reporting(plan, events, lambda: ParallelRun(plan, to_run, events, backend).run())
+        ticket.planned(plan, to_run, serial=False)
+        with resolve(executor, max_workers) as backend:
+            return _reporting(plan, events, lambda: ParallelRun(plan, to_run, events, backend, ticket).run())
+    finally:
+        ticket.leave()
 
 
 def _reporting(plan: ExecutionPlan, events: Dispatcher, run: Any) -> Any:
@@ -68,18 +74,14 @@ def _reporting(plan: ExecutionPlan, events: Dispatcher, run: Any) -> Any:
             events.emit("finish", plan, error)
 
 
-def _run_serial(plan: ExecutionPlan, to_run: list[str], events: Dispatcher) -> Any:
+def _run_serial(plan: ExecutionPlan, to_run: list[str], events: Dispatcher, ticket: inflight.RunTicket) -> Any:
     graph = plan.graph
     steps, head = graph.steps, graph.head
     if not to_run:  # the head's own result is cached
         if events:
             events.emit("step_cached", head)
         return steps[head].ctx[head]  # type: ignore[index]
-    ticket = inflight.enter(plan, to_run, serial=True)
-    try:
-        return _SerialRun(plan, to_run, events, ticket).run()
-    finally:
-        ticket.leave()
+    return _SerialRun(plan, to_run, events, ticket).run()
 
 
 class _SerialRun:
