@@ -7,6 +7,7 @@ in a :class:`Context` so work is not repeated and can be snapshotted to disk.
 from .attrdict import AttrDict
 from .context import Context
 from .errors import (
+    ConcurrentStepError,
     CycleError,
     DuplicateStepName,
     HiddenKeyError,
@@ -18,6 +19,7 @@ from .errors import (
     SnapshotExistsError,
     SnapshotWriteError,
     UnserializableValueError,
+    WorkerDiedError,
 )
 from .events import Callback
 from .plan import ExecutionPlan, PlanRow
@@ -28,6 +30,7 @@ __version__ = "2.0.0"
 __all__ = [
     "AttrDict",
     "Callback",
+    "ConcurrentStepError",
     "Context",
     "CycleError",
     "DuplicateStepName",
@@ -43,5 +46,6 @@ __all__ = [
     "SnapshotWriteError",
     "Step",
     "UnserializableValueError",
+    "WorkerDiedError",
     "__version__",
 ]

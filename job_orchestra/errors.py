@@ -7,6 +7,7 @@ raised a built-in exception, ours subclasses that built-in so ``except TypeError
 from __future__ import annotations
 
 __all__ = [
+    "ConcurrentStepError",
     "CycleError",
     "DuplicateStepName",
     "HiddenKeyError",
@@ -18,6 +19,7 @@ __all__ = [
     "SnapshotExistsError",
     "SnapshotWriteError",
     "UnserializableValueError",
+    "WorkerDiedError",
 ]
 
 
@@ -89,3 +91,21 @@ class UnserializableValueError(SnapshotError, TypeError):
 class HiddenKeyError(UnserializableValueError):
     """A dict subclass in a Context value holds keys starting with "." (which snapshots leave out) but
     pickles itself in a way they cannot be left out of; the message names the Context key."""
+
+
+class ConcurrentStepError(PipelineError, RuntimeError):
+    """A step this run was waiting for failed in another ``materialize()`` running at the same time."""
+
+    def __init__(self, message: str, step: str) -> None:
+        super().__init__(message)
+        self.step = step
+
+
+class WorkerDiedError(PipelineError, RuntimeError):
+    """The worker process running a step died (killed, crashed, or exited) before the step returned."""
+
+    def __init__(self, message: str, step: str, exitcode: int | None = None, pid: int | None = None) -> None:
+        super().__init__(message)
+        self.step = step
+        self.exitcode = exitcode
+        self.pid = pid

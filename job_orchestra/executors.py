@@ -2,15 +2,9 @@
 
 :func:`resolve` turns the ``executor=`` argument of ``materialize()`` into a :class:`Backend`, a small
 adapter the scheduler drives: ``submit`` a step with its inputs, get told when it is done, ``collect`` its
-result. Threads call ``step.run`` in this process. Every other executor gets a *stripped copy* of the step
-(same class and attributes, ``ctx=None``, ``dependencies=[]``) serialized with cloudpickle, so classes and
-functions defined in a notebook or ``__main__`` travel by value, and no Context or upstream step is shipped.
-
-Why cloudpickle rather than dill (which snapshots use): ``dill.dumps(..., recurse=True)`` walks the globals
-of every function a step uses, including library functions that are pickled by reference anyway; on
-scikit-learn's decorated functions (``cross_val_score``) that walk never ends (RecursionError after ~0.6 s,
-on every step). cloudpickle, the serializer of Dask, loky and Ray, handles them in well under a millisecond,
-and maps a notebook class that comes back in a result to the notebook's own class.
+result. Threads call ``step.run`` in this process. Every other executor gets a stripped, cloudpickled copy of the
+step (:mod:`job_orchestra.shipping`). ``"processes"`` runs on :mod:`job_orchestra.workers`: a worker that
+dies costs only the step it was running, which is named.
 
 Dask is imported only when a ``dask.distributed.Client`` is passed.
 """
@@ -18,141 +12,31 @@ Dask is imported only when a ``dask.distributed.Client`` is passed.
 from __future__ import annotations
 
 import contextlib
-import copy
 import os
 import pickle
-import traceback
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import BrokenExecutor, Executor, Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-import cloudpickle
-
-from .attrdict import as_attrdict
+from .errors import WorkerDiedError
+from .shipping import (
+    Backend,
+    RemoteFailure,
+    _give_main_a_spec,
+    call_releasing,
+    dump_step,
+    process_context,
+    run_on_dask,
+    run_shipped,
+    ship_dumps,
+    strip_step,
+)
 
 if TYPE_CHECKING:
     from .step import Step
 
-__all__ = ["Backend", "DaskBackend", "FuturesBackend", "resolve", "strip_step"]
-
-
-# -- shipping steps to other processes ------------------------------------------------------------------
-def strip_step(step: Step) -> Step:
-    """A shallow copy of ``step`` without its Context and dependencies: what a worker needs to call ``run``."""
-    clone = copy.copy(step)
-    clone.ctx = None
-    clone.dependencies = []
-    return clone
-
-
-def ship_dumps(obj: Any) -> bytes:
-    """Serialize for another process; code from ``__main__`` or a notebook goes by value."""
-    return cloudpickle.dumps(obj)
-
-
-def dump_step(name: str, step: Step) -> bytes:
-    """Serialize a stripped copy of ``step`` (classes from ``__main__`` or a notebook by value)."""
-    try:
-        return ship_dumps(strip_step(step))
-    except Exception as exc:
-        exc.add_note(
-            f"job-orchestra: step {name!r} ({type(step).__name__}) cannot be serialized (cloudpickle) to run in "
-            "another process. Keep unpicklable objects (open files, locks, connections) out of the step's "
-            "attributes, create them inside run(), or use executor='threads'."
-        )
-        raise
-
-
-class RemoteFailure(Exception):
-    """Carries an exception raised by a step in a worker back to the coordinating process.
-
-    Plain pickle cannot carry exception classes defined in a notebook, and a KeyboardInterrupt must not
-    take the worker down; the scheduler re-raises the original exception (:meth:`unwrap`).
-    """
-
-    def __init__(self, payload: bytes, remote_traceback: str) -> None:
-        super().__init__(payload, remote_traceback)
-        self.payload = payload
-        self.remote_traceback = remote_traceback
-
-    def __str__(self) -> str:  # what worker logs show: the original error, not the payload
-        lines = self.remote_traceback.strip().splitlines()
-        return lines[-1] if lines else "a step failed in a worker"
-
-    def __repr__(self) -> str:
-        return f"RemoteFailure({str(self)!r})"
-
-    def unwrap(self) -> BaseException:
-        try:
-            exc = pickle.loads(self.payload)
-        except Exception as load_error:  # pragma: no cover - the class exists on the worker only
-            exc = RuntimeError(f"a step failed in a worker and its exception cannot be loaded here: {load_error}")
-        exc.add_note("Traceback in the worker:\n" + self.remote_traceback.rstrip())
-        return exc
-
-
-def _failure(exc: BaseException) -> RemoteFailure:
-    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    try:
-        payload = cloudpickle.dumps(exc)
-    except Exception:
-        payload = cloudpickle.dumps(RuntimeError(f"{type(exc).__name__}: {exc}"))
-    return RemoteFailure(payload, text)
-
-
-def run_shipped(step_bytes: bytes, inputs_bytes: bytes) -> bytes:
-    """Worker side for process executors: load the step and its inputs, run it, return the pickled output."""
-    try:
-        step = pickle.loads(step_bytes)
-        output = as_attrdict(step.run(*pickle.loads(inputs_bytes)))
-        return ship_dumps(output)
-    except BaseException as exc:
-        raise _failure(exc) from None
-
-
-def call_releasing(run: Any, inputs: list[Any]) -> Any:
-    """Call ``run(*inputs)`` after emptying ``inputs``, so the executor's work item does not keep the
-    inputs alive once the step is done (a thread pool holds its arguments until the next task)."""
-    args = tuple(inputs)
-    inputs.clear()
-    return run(*args)
-
-
-def run_on_dask(step_bytes: bytes, *inputs: Any) -> Any:
-    """Worker side for Dask: inputs arrive as values (Dask moved them); the output stays on the worker."""
-    try:
-        step = pickle.loads(step_bytes)
-        return as_attrdict(step.run(*inputs))
-    except BaseException as exc:
-        raise _failure(exc) from None
-
-
-# -- backends --------------------------------------------------------------------------------------------
-class Backend:
-    """What the scheduler needs from an executor. Handles must offer ``add_done_callback(fn)``."""
-
-    limit: int | None = None
-    """At most this many steps in flight (None: as many as are ready)."""
-
-    local_results: bool = True
-    """Results come back to this process (False: they stay with the workers, consumers get references)."""
-
-    def submit(self, name: str, step: Step, inputs: list[Any]) -> Any:
-        raise NotImplementedError
-
-    def collect(self, handle: Any, keep_value: bool) -> tuple[Any, Any]:
-        """``(ref, value)`` of a finished step: ``ref`` is passed to its consumers, ``value`` is the output
-        itself (only required when ``keep_value``: for its Context or as the head's result). Raises the
-        step's own exception if it failed."""
-        raise NotImplementedError
-
-    def cached_input(self, name: str, value: Any) -> Any:
-        """How a result taken from a Context is passed to steps on this backend."""
-        return value
-
-    def close(self, abandon: bool = False) -> None:
-        """Release what the backend created; ``abandon`` when steps may still be running (a second interrupt)."""
+__all__ = ["Backend", "DaskBackend", "FuturesBackend", "process_context", "resolve", "strip_step"]
 
 
 class FuturesBackend(Backend):
@@ -165,23 +49,46 @@ class FuturesBackend(Backend):
         self.limit = limit
         self.owned = owned
         self.ship = ship
+        self.names: dict[Future, str] = {}  # step of each shipped future still running
+        self.broken_with: list[str] | None = None  # the steps the pool held when it broke
 
-    def submit(self, name: str, step: Step, inputs: list[Any]) -> Future:
+    def _broken(self, name: str) -> WorkerDiedError:
+        """A worker of the caller's process pool died: the pool failed every step it held."""
+        if self.broken_with is None:
+            self.broken_with = sorted({name, *self.names.values()})
+        held = ", ".join(map(repr, self.broken_with))
+        return WorkerDiedError(
+            f"Step {name!r} was in the process pool when one of its worker processes died (killed, crashed or "
+            f"exited), and that pool then fails every step it holds ({held}), so which one killed it cannot be "
+            "told. Steps that finished before kept their results; the next materialize() runs only what is "
+            "left. executor='processes' runs each worker in its own pool: a dying worker costs only its own "
+            "step, which is then named.",
+            name,
+        )
+
+    def submit(self, name: str, step: Step, inputs: list[Any], key: tuple | None = None) -> Future:
         if not self.ship:
-            return self.executor.submit(call_releasing, step.run, inputs)
+            return self.executor.submit(call_releasing, step.run, inputs, key)
         payload = dump_step(name, step)
         try:
             args = ship_dumps(inputs)
         except Exception as exc:
             exc.add_note(f"job-orchestra: the inputs of step {name!r} cannot be serialized (cloudpickle).")
             raise
-        return self.executor.submit(run_shipped, payload, args)
+        future = self.executor.submit(run_shipped, payload, args)
+        self.names[future] = name
+        return future
 
     def collect(self, handle: Future, keep_value: bool) -> tuple[Any, Any]:
+        name = self.names.pop(handle, None)
         try:
             out = handle.result()
         except RemoteFailure as failure:
             raise failure.unwrap() from None
+        except BrokenExecutor as exc:
+            if name is None:
+                raise
+            raise self._broken(name) from exc
         if self.ship:
             out = pickle.loads(out)
         return out, out
@@ -209,7 +116,7 @@ class DaskBackend(Backend):
         self.limit = max_workers
         self._run_id = uuid.uuid4().hex[:8]
 
-    def submit(self, name: str, step: Step, inputs: list[Any]) -> Any:
+    def submit(self, name: str, step: Step, inputs: list[Any], key: tuple | None = None) -> Any:
         payload = dump_step(name, step)
         return self.client.submit(run_on_dask, payload, *inputs, key=f"{name}-{self._run_id}", pure=False)
 
@@ -225,40 +132,6 @@ class DaskBackend(Backend):
 
     def close(self, abandon: bool = False) -> None:
         pass  # the client belongs to the caller
-
-
-def process_context() -> Any:
-    """How ``"processes"`` starts its workers: from a fork server where there is one, else by spawning.
-
-    Never by forking this process: a fork copies its locks as they are at that instant, and a pipeline has
-    usually started thread pools already (OpenMP and BLAS under scikit-learn, a Jupyter kernel's threads),
-    so the child can hang forever. Python 3.14 made the same choice. Steps travel by value, so workers need
-    nothing from this process but importable libraries. To choose yourself, pass
-    ``executor=ProcessPoolExecutor(mp_context=multiprocessing.get_context(...))``.
-    """
-    import multiprocessing
-
-    if "forkserver" in multiprocessing.get_all_start_methods():
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["job_orchestra.executors"])
-        return context
-    return multiprocessing.get_context("spawn")
-
-
-def _give_main_a_spec() -> None:
-    """Let multiprocessing start workers from an IPython session whose ``__main__`` is a stand-in object.
-
-    Starting a worker reads ``sys.modules["__main__"].__spec__``, which IPython's stand-in module lacks;
-    ``None`` is its value for an interactive session (there is no main script to import in the worker).
-    """
-    import sys
-
-    main = sys.modules.get("__main__")
-    if main is not None and not hasattr(main, "__spec__"):
-        try:
-            main.__spec__ = None
-        except AttributeError:  # pragma: no cover - a main module that takes no attributes
-            pass
 
 
 def _is_dask_client(obj: Any) -> bool:
@@ -286,9 +159,10 @@ def resolve(executor: Any, max_workers: int | None = None) -> Iterator[Backend]:
             pool: Executor = ThreadPoolExecutor(max_workers, thread_name_prefix="job-orchestra")
             backend = FuturesBackend(pool, max_workers or pool._max_workers, owned=True, ship=False)
         elif choice == "processes":
-            workers = max_workers or os.cpu_count() or 1
-            pool = ProcessPoolExecutor(workers, mp_context=process_context())
-            backend = FuturesBackend(pool, workers, owned=True, ship=True)
+            from .workers import ProcessWorkers
+
+            _give_main_a_spec()
+            backend = ProcessWorkers(max_workers or os.cpu_count() or 1)
         else:
             raise ValueError(
                 f"executor={executor!r} is not known: use None (serial), 'threads', 'processes', a "

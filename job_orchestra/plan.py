@@ -213,6 +213,12 @@ class ExecutionPlan:
                 return f"{head}:{fp.effective[deps[0]][:8]}"
         return fp.fingerprint(name, self.graph)
 
+    def planned_key(self, name: str) -> str | None:
+        """``"<total>:<code>:<parameters>"`` hashes of what ``name`` is planned to run with (None without
+        fingerprints): two runs planning the same key compute the same result."""
+        fp = self._fp
+        return fp.heads.get(name) if fp is not None else None
+
     @property
     def stale_rows(self) -> list[PlanRow]:
         """The rows whose cached result is stale, in execution order."""

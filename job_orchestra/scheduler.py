@@ -3,119 +3,34 @@
 The scheduler keeps its state in one place: the steps that must run, a ready queue ordered by plan
 position, the running set, and for each result how many scheduled steps still wait for it (it is released
 when that count reaches zero). The serial loop walks the plan order, which is exactly the order the ready
-queue yields with one worker; the parallel loop keeps the ready queue itself (the prepare / get_ready / done
-protocol of :class:`graphlib.TopologicalSorter`, without its cycle check: ``collect()`` already validated the
-graph) and runs on a backend from :mod:`job_orchestra.executors`. Progress is reported through
+queue yields with one worker; the parallel loop (:mod:`job_orchestra.parallel`) keeps the ready queue itself
+and runs on a backend from :mod:`job_orchestra.executors`. Progress is reported through
 :mod:`job_orchestra.events`, always from the coordinating thread.
+
+Runs at once share the work (:mod:`job_orchestra.inflight`): a step another run is computing is awaited,
+never computed twice. A result taken from a Context is read once per run, so every consumer of it gets
+the same value even if another thread changes the Context meanwhile.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import heapq
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from .attrdict import as_attrdict
-from .errors import InvalidStepError, MissingResultError
+from . import inflight
+from .checks import check_declarations, check_runnable
 from .events import Callback, Dispatcher, gather
-from .graph import PipelineGraph, collect, run_arity
+from .graph import collect
 from .plan import ExecutionPlan
 from .redefined import refuse_redefined
-from .tracebacks import user_traceback
+from .runstate import consumer_counts, note_failure, record_result
 
 if TYPE_CHECKING:
-    from .executors import Backend
     from .step import Step
 
-__all__ = ["check_runnable", "materialize"]
-
-
-def check_runnable(graph: PipelineGraph, names: Iterable[str]) -> None:
-    """Refuse, before anything runs, a step without ``run()`` or whose ``run()`` cannot take its inputs."""
-    from .step import Step
-
-    checked: set[tuple[type, int]] = set()
-    for name in names:
-        step = graph.steps[name]
-        kind = type(step)
-        n_inputs = len(graph.deps[name])
-        if (kind, n_inputs) in checked:
-            continue
-        bound = step.run
-        if getattr(bound, "__func__", None) is Step.run:
-            raise _no_run_error(name, step)
-        if "run" in vars(step):  # run() replaced on the instance: let Python check the call
-            continue
-        low, high = run_arity(kind)
-        if not low <= n_inputs <= high:
-            wanted = f"{low}" if low == high else f"{low} to {high:g}"
-            raise InvalidStepError(
-                f"Step {name!r} ({kind.__name__}) has {n_inputs} dependencies "
-                f"({', '.join(graph.deps[name]) or 'none'}) but its run() takes {wanted} inputs. Make run() "
-                "take one argument per dependency, in depends_on order, or use run(self, *inputs)."
-            )
-        checked.add((kind, n_inputs))
-
-
-def _no_run_error(name: str, step: Step) -> InvalidStepError:
-    """A step without ``run()`` must find its result in its Context; say which key is missing and where."""
-    kind = type(step).__name__
-    if step.ctx is None and kind != "Step":
-        return InvalidStepError(
-            f"Step {name!r} ({kind}) does not define run(self, *inputs): subclass Step and override run()."
-        )
-    if step.ctx is None:
-        where = "it has no Context: pass ctx= a Context that holds the result"
-    else:
-        keys = [str(k) for k in step.ctx if k != "context_meta"]
-        shown = ", ".join(map(repr, keys[:20])) + (f" and {len(keys) - 20} more" if len(keys) > 20 else "")
-        where = f"its Context has no key {name!r} (its keys: {shown or 'none but context_meta'})"
-    return MissingResultError(
-        f"Step {name!r} ({kind}) does not define run(), so it can only use a stored result, but {where}. "
-        "Load the snapshot that holds it, fix the name_alias=, or subclass Step and override run().",
-        name,
-    )
-
-
-def _note_failure(exc: BaseException, name: str, step: Step, finished: int, total: int = 0) -> None:
-    if isinstance(exc, KeyboardInterrupt) and total:  # stopped on purpose: say what is kept, what is left
-        kept = ", kept" if finished else ""
-        exc.add_note(
-            f"job-orchestra: interrupted in step {name!r}: {finished} of {total} steps done{kept}; "
-            f"{total - finished} left. The next materialize() runs only what is left."
-        )
-        return
-    kind = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-    exc.add_note(
-        f"job-orchestra: step {name!r} ({type(step).__name__}) {kind}. {finished} step(s) finished in this "
-        "run; those with a Context kept their results, so the next materialize() runs only what is left."
-    )
-
-
-def _note_interrupt(exc: BaseException, running: list[str], finished: int, abandoned: bool) -> None:
-    what = ", ".join(map(repr, running)) or "no step"
-    after = (
-        "was interrupted again and left them running"
-        if abandoned
-        else "let them finish and kept their results in their Contexts"
-    )
-    exc.add_note(
-        f"job-orchestra: interrupted while running {what}; it started no new step and {after}. "
-        f"{finished} step(s) finished in this run; the next materialize() runs only what is left."
-    )
-
-
-def _consumer_counts(to_run: list[str], deps: dict[str, tuple[str, ...]], scheduled: set[str]) -> dict[str, int]:
-    """For each scheduled step, how many scheduled steps take its result (it is released after the last)."""
-    waiting: dict[str, int] = {}
-    for name in to_run:
-        for d in deps[name]:
-            if d in scheduled:
-                waiting[d] = waiting.get(d, 0) + 1
-    return waiting
+__all__ = ["check_runnable", "materialize", "record_result"]
 
 
 def materialize(
@@ -127,17 +42,25 @@ def materialize(
     """Run what ``head`` needs and return its output (see :meth:`Step.materialize`)."""
     __tracebackhide__ = True  # user-facing tracebacks start at the step's own code (IPython, the CLI)
     graph = collect(head)
-    plan = ExecutionPlan.from_graph(head, graph)
-    to_run = plan.to_run
-    refuse_redefined(graph, plan.redefined)
-    check_runnable(graph, to_run)
-    events = gather(callbacks)
-    if executor is None or not to_run:
-        return _reporting(plan, events, functools.partial(_run_serial, plan, to_run, events))
-    from .executors import resolve  # imports concurrent.futures: only for parallel runs
+    check_declarations(graph)
+    ticket = inflight.enter(graph)  # before planning: a step another run finishes meanwhile is not lost
+    try:
+        plan = ExecutionPlan.from_graph(head, graph)
+        to_run = plan.to_run
+        refuse_redefined(graph, plan.redefined)
+        check_runnable(graph, to_run)
+        events = gather(callbacks)
+        if executor is None or not to_run:
+            ticket.planned(plan, to_run, serial=True)
+            return _reporting(plan, events, functools.partial(_run_serial, plan, to_run, events, ticket))
+        from .executors import resolve  # imports concurrent.futures: only for parallel runs
+        from .parallel import ParallelRun
 
-    with resolve(executor, max_workers) as backend:
-        return _reporting(plan, events, functools.partial(_run_parallel, plan, to_run, events, backend))
+        ticket.planned(plan, to_run, serial=False)
+        with resolve(executor, max_workers) as backend:
+            return _reporting(plan, events, ParallelRun(plan, to_run, events, backend, ticket).run)
+    finally:
+        ticket.leave()
 
 
 def _reporting(plan: ExecutionPlan, events: Dispatcher, run: Any) -> Any:
@@ -156,267 +79,88 @@ def _reporting(plan: ExecutionPlan, events: Dispatcher, run: Any) -> Any:
             events.emit("finish", plan, error)
 
 
-def record_result(plan: ExecutionPlan, step: Step, name: str, output: Any, seconds: float | None = None) -> Any:
-    """Normalize a step's output (dicts get attribute access) and write it to the step's Context.
-
-    Every executor calls this as soon as a step finishes, so a later failure cannot lose the result.
-    """
-    output = as_attrdict(output)
-    ctx = step.ctx
-    if ctx is not None and output is not None:
-        ctx._put_result(name, output, plan.fingerprint(name), seconds)
-    return output
-
-
-def _run_serial(plan: ExecutionPlan, to_run: list[str], events: Dispatcher) -> Any:
+def _run_serial(plan: ExecutionPlan, to_run: list[str], events: Dispatcher, ticket: inflight.RunTicket) -> Any:
     __tracebackhide__ = True
     graph = plan.graph
-    steps, deps, head = graph.steps, graph.deps, graph.head
+    steps, head = graph.steps, graph.head
     if not to_run:  # the head's own result is cached
         if events:
             events.emit("step_cached", head)
         return steps[head].ctx[head]  # type: ignore[index]
-
-    scheduled = set(to_run)
-    waiting = _consumer_counts(to_run, deps, scheduled)  # results still needed by this many scheduled steps
-    results: dict[str, Any] = {}
-    taken_from_context: set[str] = set()
-    finished = 0
-    clock = time.perf_counter
-
-    for name in to_run:
-        step = steps[name]
-        inputs = []
-        for d in deps[name]:
-            if d in scheduled:
-                inputs.append(results[d])
-                left = waiting[d] - 1
-                waiting[d] = left
-                if left == 0:
-                    del results[d]
-            else:
-                inputs.append(steps[d].ctx[d])  # type: ignore[index]
-                if events and d not in taken_from_context:
-                    taken_from_context.add(d)
-                    events.emit("step_cached", d)
-        if events:
-            events.emit("step_start", name)
-        started = clock()
-        try:
-            output = step.run(*inputs)
-        except BaseException as exc:
-            del inputs
-            _note_failure(exc, name, step, finished, len(to_run))
-            if events:
-                events.emit("step_fail", name, exc)
-            raise
-        del inputs
-        seconds = clock() - started
-        output = record_result(plan, step, name, output, seconds)
-        finished += 1
-        if events:
-            events.emit("step_finish", name, seconds)
-        if name in waiting or name == head:
-            results[name] = output
-        del output
-    return results[head]
+    return _SerialRun(plan, to_run, events, ticket).run()
 
 
-def _run_parallel(plan: ExecutionPlan, to_run: list[str], events: Dispatcher, backend: Backend) -> Any:
-    __tracebackhide__ = True
-    return _ParallelRun(plan, to_run, events, backend).run()
+class _SerialRun:
+    """One serial ``materialize()``: each step in plan order, or the result another run computes for it."""
 
-
-class _ParallelRun:
-    """One parallel ``materialize()``: submits ready steps in plan order, records each result as it comes.
-
-    Only this (coordinating) thread touches the state and emits events; worker threads merely put finished
-    handles on a queue. On a failure or an interrupt no new step starts and running steps are waited for.
-    """
-
-    _POLL = 0.1  # seconds between checks for Ctrl-C while waiting (a blocked queue.get() would hide it)
-
-    def __init__(self, plan: ExecutionPlan, to_run: list[str], events: Dispatcher, backend: Backend) -> None:
-        graph = plan.graph
-        self.plan, self.events, self.backend = plan, events, backend
-        self.steps, self.deps, self.head = graph.steps, graph.deps, graph.head
-        self.scheduled = scheduled = set(to_run)
-        self.waiting = _consumer_counts(to_run, self.deps, scheduled)
-        self.results: dict[str, Any] = {}  # refs of finished results that scheduled steps still wait for
-        self.from_context: dict[str, Any] = {}  # refs of results taken from a Context
-        self.position = {name: i for i, name in enumerate(to_run)}
-        # The ready queue: how many scheduled inputs each step still waits for, and who waits for each step.
-        self.blocked: dict[str, int] = {}
-        self.consumers: dict[str, list[str]] = {}
-        self.ready: list[tuple[int, str]] = []  # heap of (plan position, name)
-        for i, name in enumerate(to_run):
-            inputs = [d for d in self.deps[name] if d in scheduled]
-            for d in dict.fromkeys(inputs):
-                self.consumers.setdefault(d, []).append(name)
-            self.blocked[name] = len(set(inputs))
-            if not inputs:
-                self.ready.append((i, name))
-        self.running: dict[str, float] = {}  # name -> when it was submitted
-        import queue
-
-        self.done: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
-        self._empty = queue.Empty
-        self.limit = backend.limit or len(to_run)
-        self.local = backend.local_results
+    def __init__(self, plan: ExecutionPlan, to_run: list[str], events: Dispatcher, ticket: inflight.RunTicket):
+        self.plan, self.to_run, self.events, self.ticket = plan, to_run, events, ticket
+        self.steps, self.deps, self.head = plan.graph.steps, plan.graph.deps, plan.graph.head
+        self.scheduled = set(to_run)
+        self.waiting = consumer_counts(to_run, self.deps, self.scheduled)  # results still needed by this many
+        self.results: dict[str, Any] = {}
+        self.from_context: dict[str, Any] = {}  # read once per run: every consumer gets the same value
         self.finished = 0
-        self.failure: tuple[str, BaseException] | None = None
-        self.head_output: Any = None
-        self.interrupt_requested = False
 
     def run(self) -> Any:
         __tracebackhide__ = True
-        with self._deferred_ctrl_c():
-            try:
-                while True:
-                    if self.failure is None:
-                        self._submit_ready()
-                    if not self.running:
-                        break
-                    self._collect_next(self._next_done())
-                    while self.running and not self.done.empty():  # everything else finished meanwhile
-                        self._collect_next(self.done.get())
-            except KeyboardInterrupt as exc:
-                self._drain_after_interrupt(exc)
-                raise
-        if self.failure is not None:
-            name, exc = self.failure
-            _note_failure(exc, name, self.steps[name], self.finished)
-            raise exc.with_traceback(user_traceback(exc.__traceback__))
-        return self.head_output
-
-    @contextlib.contextmanager
-    def _deferred_ctrl_c(self) -> Iterator[None]:
-        """Turn Ctrl-C (SIGINT, or a notebook's stop button) into a KeyboardInterrupt raised at a safe point
-        of the loop, never halfway through submitting a step or recording a result. A second Ctrl-C is
-        raised at once (it abandons the steps still running)."""
-        import signal
-        import threading
-
-        if threading.current_thread() is not threading.main_thread():
-            yield  # signals are only delivered to the main thread
-            return
-        previous = signal.getsignal(signal.SIGINT)
-        if previous is not signal.default_int_handler:
-            yield  # somebody else handles Ctrl-C: leave it to them
-            return
-
-        def note_it(signum: int, frame: Any) -> None:
-            self.interrupt_requested = True
-            signal.signal(signal.SIGINT, previous)
-
-        signal.signal(signal.SIGINT, note_it)
-        try:
-            yield
-        finally:
-            signal.signal(signal.SIGINT, previous)
-
-    def _check_interrupt(self) -> None:
-        if self.interrupt_requested:
-            self.interrupt_requested = False
-            raise KeyboardInterrupt
-
-    # -- submitting ----------------------------------------------------------------------------------
-    def _submit_ready(self) -> None:
-        ready, events = self.ready, self.events
-        while ready and len(self.running) < self.limit:
-            self._check_interrupt()
-            _, name = heapq.heappop(ready)
-            step = self.steps[name]
-            inputs = self._take_inputs(name)
-            if events:
-                events.emit("step_start", name)
-            started = time.perf_counter()
-            try:
-                handle = self.backend.submit(name, step, inputs)
-            except Exception as exc:  # e.g. the step cannot be serialized for another process
-                self._fail(name, exc)
-                return
-            del inputs
-            self.running[name] = started
-            handle.add_done_callback(lambda fut, name=name: self.done.put((name, fut)))
-
-    def _take_inputs(self, name: str) -> list[Any]:
-        """The inputs of ``name``; a result is released once its last consumer has taken it."""
-        inputs = []
-        results, waiting = self.results, self.waiting
-        for d in self.deps[name]:
-            if d in self.scheduled:
-                inputs.append(results[d])
-                left = waiting[d] - 1
-                waiting[d] = left
-                if left == 0:
-                    del results[d]
+        steps, deps, ticket, clock, plan = self.steps, self.deps, self.ticket, time.perf_counter, self.plan
+        events = self.events if self.events else None
+        results, waiting, scheduled, from_context = self.results, self.waiting, self.scheduled, self.from_context
+        head = self.head
+        for name in self.to_run:
+            step = steps[name]
+            inputs = []
+            for d in deps[name]:
+                if d in scheduled:
+                    inputs.append(results[d])
+                    left = waiting[d] - 1
+                    waiting[d] = left
+                    if left == 0:
+                        del results[d]
+                else:
+                    value = from_context.get(d, _MISSING)
+                    if value is _MISSING:
+                        value = from_context[d] = steps[d].ctx[d]  # type: ignore[index]
+                        if events:
+                            events.emit("step_cached", d)
+                    inputs.append(value)
+            claim = ticket.claim(name)
+            if claim is not None:  # another run computes it (or has just recorded it): take its result
+                del inputs
+                try:
+                    output = claim.result()
+                except BaseException as exc:
+                    note_failure(exc, name, step, self.finished, len(self.to_run))
+                    if events:
+                        events.emit("step_fail", name, exc)
+                    raise
+                if events:
+                    events.emit("step_cached", name)
             else:
-                ref = self.from_context.get(d, _MISSING)
-                if ref is _MISSING:
-                    ref = self.backend.cached_input(d, self.steps[d].ctx[d])  # type: ignore[index]
-                    self.from_context[d] = ref
-                    if self.events:
-                        self.events.emit("step_cached", d)
-                inputs.append(ref)
-        return inputs
-
-    # -- collecting ----------------------------------------------------------------------------------
-    def _next_done(self) -> tuple[str, Any]:
-        while True:
-            self._check_interrupt()
-            try:
-                return self.done.get(timeout=self._POLL)
-            except self._empty:
-                continue
-
-    def _collect_next(self, item: tuple[str, Any]) -> None:
-        name, handle = item
-        started = self.running.pop(name)
-        step = self.steps[name]
-        is_head = name == self.head
-        try:
-            ref, value = self.backend.collect(handle, is_head or step.ctx is not None)
-            del handle
-            if self.local or value is not None:
-                value = record_result(self.plan, step, name, value, time.perf_counter() - started)
-                if self.local:
-                    ref = value
-        except BaseException as exc:
-            self._fail(name, exc)
-            return
-        self.finished += 1
-        if self.events:
-            self.events.emit("step_finish", name, time.perf_counter() - started)
-        blocked, position, ready = self.blocked, self.position, self.ready
-        for consumer in self.consumers.get(name, ()):
-            left = blocked[consumer] - 1
-            blocked[consumer] = left
-            if left == 0:
-                heapq.heappush(ready, (position[consumer], consumer))
-        if is_head:
-            self.head_output = value
-        if name in self.waiting:
-            self.results[name] = ref
-
-    def _fail(self, name: str, exc: BaseException) -> None:
-        if self.failure is None:
-            self.failure = (name, exc)
-        else:
-            first = self.failure[1]
-            first.add_note(f"job-orchestra: step {name!r} failed too: {type(exc).__name__}: {exc}")
-        if self.events:
-            self.events.emit("step_fail", name, exc)
-
-    def _drain_after_interrupt(self, exc: KeyboardInterrupt) -> None:
-        running = list(self.running)
-        abandoned = False
-        try:
-            while self.running:
-                self._collect_next(self._next_done())
-        except KeyboardInterrupt:
-            abandoned = True
-        _note_interrupt(exc, running, self.finished, abandoned)
+                if events:
+                    events.emit("step_start", name)
+                started = clock()
+                try:
+                    output = step.run(*inputs)
+                    del inputs
+                    seconds = clock() - started
+                    output = record_result(plan, step, name, output, seconds)
+                except BaseException as exc:
+                    inputs = None
+                    ticket.fail(name, exc)
+                    note_failure(exc, name, step, self.finished, len(self.to_run))
+                    if events:
+                        events.emit("step_fail", name, exc)
+                    raise
+                ticket.finish(name, output)
+                self.finished += 1
+                if events:
+                    events.emit("step_finish", name, seconds)
+            if name in waiting or name == head:
+                results[name] = output
+            del output
+        return results[head]
 
 
 _MISSING = object()

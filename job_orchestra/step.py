@@ -92,7 +92,7 @@ class Step:
     # -- naming -------------------------------------------------------------------------------------
     @property
     def _name(self) -> str:
-        return self.name_alias or type(self)._default_name or type(self).__name__
+        return getattr(self, "name_alias", None) or type(self)._default_name or type(self).__name__
 
     _default_name: str | None = None
 
@@ -106,6 +106,8 @@ class Step:
 
     def __repr__(self) -> str:
         kind = type(self).__name__
+        if not all(hasattr(self, a) for a in ("name_alias", "dependencies", "ctx")):
+            return f"<{kind} not initialized: its __init__ does not call super().__init__()>"
         alias = f" {self.name_alias!r}" if self.name_alias else ""
         deps = ", ".join(map(str, self.dependencies))
         ctx = ", ctx" if self.ctx is not None else ""

@@ -129,7 +129,7 @@ class Interrupts(Step):
 def test_keyboard_interrupt_in_a_task_reaches_the_client_and_spares_the_worker(client):
     with pytest.raises(KeyboardInterrupt) as info:
         Interrupts().materialize(client)
-    assert "step 'Interrupts' (Interrupts) interrupted" in "\n".join(info.value.__notes__)
+    assert "interrupted in step 'Interrupts': 0 of 1 steps done" in "\n".join(info.value.__notes__)
     assert Number(5).materialize(client).square == 25  # the workers are still there
     assert len(client.scheduler_info()["workers"]) == 2
 

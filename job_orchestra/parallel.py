@@ -1,0 +1,247 @@
+"""The parallel ``materialize()``: ready steps submitted in plan order, each result recorded as it comes.
+
+It keeps the ready queue itself (the prepare / get_ready / done protocol of :class:`graphlib.TopologicalSorter`,
+without its cycle check: ``collect()`` already validated the graph) and runs on a backend from
+:mod:`job_orchestra.executors`. A step another run is computing (:mod:`job_orchestra.inflight`) is not
+submitted: its entry is one more handle this run waits for, so this loop never blocks on another run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import queue
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from . import inflight
+from .runstate import consumer_counts, note_failure, note_interrupt, record_result
+from .tracebacks import user_traceback
+
+if TYPE_CHECKING:
+    from .events import Dispatcher
+    from .executors import Backend
+    from .plan import ExecutionPlan
+
+__all__ = ["ParallelRun"]
+
+
+class ParallelRun:
+    """One parallel ``materialize()``: submits ready steps in plan order, records each result as it comes.
+
+    Only this (coordinating) thread touches the state and emits events; worker threads merely put finished
+    handles on a queue. On a failure or an interrupt no new step starts and running steps are waited for.
+    """
+
+    _POLL = 0.1  # seconds between checks for Ctrl-C while waiting (a blocked queue.get() would hide it)
+
+    def __init__(
+        self, plan: ExecutionPlan, to_run: list[str], events: Dispatcher, backend: Backend, ticket: inflight.RunTicket
+    ) -> None:
+        graph = plan.graph
+        self.plan, self.events, self.backend = plan, events, backend
+        self.steps, self.deps, self.head = graph.steps, graph.deps, graph.head
+        self.scheduled = scheduled = set(to_run)
+        self.waiting = consumer_counts(to_run, self.deps, scheduled)
+        self.results: dict[str, Any] = {}  # refs of finished results that scheduled steps still wait for
+        self.from_context: dict[str, Any] = {}  # refs of results taken from a Context
+        self.position = {name: i for i, name in enumerate(to_run)}
+        # The ready queue: how many scheduled inputs each step still waits for, and who waits for each step.
+        self.blocked: dict[str, int] = {}
+        self.consumers: dict[str, list[str]] = {}
+        self.ready: list[tuple[int, str]] = []  # heap of (plan position, name)
+        for i, name in enumerate(to_run):
+            inputs = [d for d in self.deps[name] if d in scheduled]
+            for d in dict.fromkeys(inputs):
+                self.consumers.setdefault(d, []).append(name)
+            self.blocked[name] = len(set(inputs))
+            if not inputs:
+                self.ready.append((i, name))
+        self.running: dict[str, float] = {}  # name -> when it was submitted
+        self.foreign: dict[str, inflight.Claim] = {}  # running steps another run computes for this one
+        self.ticket = ticket
+        self.done: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+        self.limit = backend.limit or len(to_run)
+        self.local = backend.local_results
+        self.finished = 0
+        self.failure: tuple[str, BaseException] | None = None
+        self.head_output: Any = None
+        self.interrupt_requested = False
+
+    def run(self) -> Any:
+        __tracebackhide__ = True
+        with self._deferred_ctrl_c():
+            try:
+                while True:
+                    if self.failure is None:
+                        self._submit_ready()
+                    if not self.running:
+                        break
+                    self._collect_next(self._next_done())
+                    while self.running and not self.done.empty():  # everything else finished meanwhile
+                        self._collect_next(self.done.get())
+            except KeyboardInterrupt as exc:
+                self._drain_after_interrupt(exc)
+                raise
+        if self.failure is not None:
+            name, exc = self.failure
+            note_failure(exc, name, self.steps[name], self.finished, len(self.scheduled))
+            raise exc.with_traceback(user_traceback(exc.__traceback__))
+        return self.head_output
+
+    @contextlib.contextmanager
+    def _deferred_ctrl_c(self) -> Iterator[None]:
+        """Turn Ctrl-C (SIGINT, or a notebook's stop button) into a KeyboardInterrupt raised at a safe point
+        of the loop, never halfway through submitting a step or recording a result. A second Ctrl-C is
+        raised at once (it abandons the steps still running)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield  # signals are only delivered to the main thread
+            return
+        previous = signal.getsignal(signal.SIGINT)
+        if previous is not signal.default_int_handler:
+            yield  # somebody else handles Ctrl-C: leave it to them
+            return
+
+        def note_it(signum: int, frame: Any) -> None:
+            self.interrupt_requested = True
+            signal.signal(signal.SIGINT, previous)
+
+        signal.signal(signal.SIGINT, note_it)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def _check_interrupt(self) -> None:
+        if self.interrupt_requested:
+            self.interrupt_requested = False
+            raise KeyboardInterrupt
+
+    # -- submitting ----------------------------------------------------------------------------------
+    def _submit_ready(self) -> None:
+        ready, events = self.ready, self.events
+        while ready and len(self.running) < self.limit:
+            self._check_interrupt()
+            _, name = heapq.heappop(ready)
+            step = self.steps[name]
+            inputs = self._take_inputs(name)
+            try:
+                claim = self.ticket.claim(name)
+            except Exception as exc:  # a step whose run() needs its own result
+                self._fail(name, exc)
+                return
+            started = time.perf_counter()
+            if claim is not None:  # another run computes it, or has just recorded it
+                del inputs
+                self.running[name] = started
+                self.foreign[name] = claim
+                claim.add_done_callback(lambda name=name, claim=claim: self.done.put((name, claim)))
+                continue
+            if events:
+                events.emit("step_start", name)
+            try:
+                handle = self.backend.submit(name, step, inputs, self.ticket.key(name))
+            except Exception as exc:  # e.g. the step cannot be serialized for another process
+                self.ticket.fail(name, exc)
+                self._fail(name, exc)
+                return
+            del inputs
+            self.running[name] = started
+            handle.add_done_callback(lambda fut, name=name: self.done.put((name, fut)))
+
+    def _take_inputs(self, name: str) -> list[Any]:
+        """The inputs of ``name``; a result is released once its last consumer has taken it."""
+        inputs = []
+        results, waiting = self.results, self.waiting
+        for d in self.deps[name]:
+            if d in self.scheduled:
+                inputs.append(results[d])
+                left = waiting[d] - 1
+                waiting[d] = left
+                if left == 0:
+                    del results[d]
+            else:
+                ref = self.from_context.get(d, _MISSING)
+                if ref is _MISSING:
+                    ref = self.backend.cached_input(d, self.steps[d].ctx[d])  # type: ignore[index]
+                    self.from_context[d] = ref
+                    if self.events:
+                        self.events.emit("step_cached", d)
+                inputs.append(ref)
+        return inputs
+
+    # -- collecting ----------------------------------------------------------------------------------
+    def _next_done(self) -> tuple[str, Any]:
+        while True:
+            self._check_interrupt()
+            try:
+                return self.done.get(timeout=self._POLL)
+            except queue.Empty:
+                continue
+
+    def _collect_next(self, item: tuple[str, Any]) -> None:
+        name, handle = item
+        started = self.running.pop(name)
+        step = self.steps[name]
+        is_head = name == self.head
+        if self.foreign.pop(name, None) is not None:
+            try:
+                value = handle.result()
+                ref = value if self.local else self.backend.cached_input(name, value)
+            except BaseException as exc:
+                self._fail(name, exc)
+                return
+            if self.events:
+                self.events.emit("step_cached", name)
+        else:
+            try:
+                keep = is_head or step.ctx is not None or self.ticket.wanted(name)
+                ref, value = self.backend.collect(handle, keep)
+                del handle
+                if self.local or keep:
+                    value = record_result(self.plan, step, name, value, time.perf_counter() - started)
+                    if self.local:
+                        ref = value
+            except BaseException as exc:
+                self.ticket.fail(name, exc)
+                self._fail(name, exc)
+                return
+            self.ticket.finish(name, value, None if self.local or keep else ref.result)
+            self.finished += 1
+            if self.events:
+                self.events.emit("step_finish", name, time.perf_counter() - started)
+        blocked, position, ready = self.blocked, self.position, self.ready
+        for consumer in self.consumers.get(name, ()):
+            left = blocked[consumer] - 1
+            blocked[consumer] = left
+            if left == 0:
+                heapq.heappush(ready, (position[consumer], consumer))
+        if is_head:
+            self.head_output = value
+        if name in self.waiting:
+            self.results[name] = ref
+
+    def _fail(self, name: str, exc: BaseException) -> None:
+        if self.failure is None:
+            self.failure = (name, exc)
+        else:
+            first = self.failure[1]
+            first.add_note(f"job-orchestra: step {name!r} failed too: {type(exc).__name__}: {exc}")
+        if self.events:
+            self.events.emit("step_fail", name, exc)
+
+    def _drain_after_interrupt(self, exc: KeyboardInterrupt) -> None:
+        running = list(self.running)
+        abandoned = False
+        try:
+            while self.running:
+                self._collect_next(self._next_done())
+        except KeyboardInterrupt:
+            abandoned = True
+        note_interrupt(exc, running, self.finished, abandoned)
+
+
+_MISSING = object()
