@@ -1,0 +1,45 @@
+"""Which code is the user's (hashed by content) and which is a library's (referred to by name and version).
+
+The bottom of the fingerprint layers: it imports nothing of job-orchestra.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import sysconfig
+
+__all__ = ["is_user", "is_user_module"]
+
+
+def _library_dirs() -> tuple[str, ...]:
+    paths = sysconfig.get_paths()
+    dirs = {paths.get(k) for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+    dirs.update(p for p in sys.path if p.endswith(("site-packages", "dist-packages")))
+    return tuple(sorted(d.rstrip("/") + "/" for d in dirs if d))
+
+
+@functools.cache
+def is_user_module(module: str | None) -> bool:
+    """True for code the user writes (a notebook, a script, a project module): its content is hashed."""
+    if module is None or module == "__main__":
+        return True
+    top = module.partition(".")[0]
+    if top in ("job_orchestra", "builtins") or top in sys.builtin_module_names:
+        return False
+    mod = sys.modules.get(module) or sys.modules.get(top)
+    file = getattr(mod, "__file__", None)
+    if not file:
+        return mod is None or top not in sys.stdlib_module_names
+    return not file.startswith(_library_dirs())
+
+
+def is_user(obj: object) -> bool:
+    """True when ``obj`` (a function, class or value's class) was defined by the user's code."""
+    return is_user_module(getattr(obj, "__module__", None))
+
+
+def is_job_orchestra_class(cls: type, name: str) -> bool:
+    """True when ``cls`` is job-orchestra's own class ``name`` (``"Step"``, ``"Context"``) or a subclass of it,
+    told without importing the modules that define them (they sit above the fingerprint layers)."""
+    return any(k.__name__ == name and k.__module__.startswith("job_orchestra.") for k in cls.__mro__)
