@@ -1,30 +1,38 @@
-"""Code digests: the content hash of a class's methods or of a function, and of the code they use.
+"""Code digests: the content hash of a class's methods or of a function, and of what that code reads.
 
-A class is hashed through every method its class and its user-defined base classes define, recursively
-through nested functions, closures, decorated functions and the module-level helper functions, classes and
-simple constants they use. Digests are cached per class until one of the things read is replaced.
+A digest is made of named *parts*, each hashed on its own so that a plan can say what changed:
+
+- ``Train.run``: a method (or other attribute) of the class or of one of its user-defined base classes;
+- ``helper make_model``: a function or class of the user's that the code calls, found through globals,
+  closures, decorators and modules of the user's (``import utils``, ``pkg.helpers.f()``);
+- ``constant CV_SEED``: a module-level value the code reads (numbers, strings, and also dicts, lists,
+  sets, tuples, arrays, DataFrames, enums and the user's own objects, hashed by content);
+- ``library sklearn``: a library the code uses, by name and version (its code is not hashed).
+
+Code is hashed through a normalised instruction stream (:mod:`job_orchestra.code_normal`), so the same
+source gives the same digest however it was compiled. Digests are cached per class or function until one of
+the things read changes: a replaced method, helper or ``__code__`` (``%autoreload``), or a mutable value
+whose content hash differs (re-hashed at every check, since mutation in place keeps its identity).
 """
 
 from __future__ import annotations
 
-import dis
+import enum
 import functools
 import sys
 import threading
 import types
 import weakref
-from typing import Any
+from typing import Any, NamedTuple
 
-from .user_code import is_user, is_user_module
+from .code_normal import add_normalised_code, stored_globals
+from .user_code import is_user, is_user_module, library_version
 from .value_hash import ALGORITHM, ValueHasher, new_hasher
 
-__all__ = ["code_digest"]
+__all__ = ["CodeRecord", "code_digest", "code_record"]
 
-_SALT = f"{ALGORITHM}|{sys.implementation.cache_tag}|".encode()
+_SALT = f"{ALGORITHM}|{sys.implementation.cache_tag}|v2|".encode()
 _MISSING = object()
-_LEN = object()  # marks a "number of names in this namespace" watch entry
-_CODE = object()  # marks a "this function still runs this code object" watch entry
-
 
 _IGNORED_CLASS_ATTRS = frozenset(
     {
@@ -45,241 +53,326 @@ _IGNORED_CLASS_ATTRS = frozenset(
         "__dataclass_params__",
     }
 )
-_SIMPLE_CONSTANTS = (type(None), bool, int, float, complex, str, bytes)
+_IMMUTABLE = (type(None), bool, int, float, complex, str, bytes, range)
 
 
-class _CodeEntry:
-    __slots__ = ("digest", "watch")
+def _is_immutable(obj: object, depth: int = 0) -> bool:
+    """True when identity proves the content unchanged (no need to hash it again at every check)."""
+    if isinstance(obj, _IMMUTABLE):
+        return True
+    if type(obj) in (tuple, frozenset) and depth < 4 and len(obj) <= 256:  # type: ignore[arg-type]
+        return all(_is_immutable(x, depth + 1) for x in obj)  # type: ignore[union-attr]
+    return False
 
-    def __init__(self, digest: str, watch: list[tuple[Any, Any, Any]]) -> None:
-        self.digest = digest
+
+def _hashed_by_content(obj: object) -> bool:
+    """Module-level values whose content is part of the digest; other library objects count by type."""
+    if isinstance(obj, (*_IMMUTABLE, tuple, list, dict, set, frozenset, bytearray, functools.partial)):
+        return True
+    cls = type(obj)
+    top = cls.__module__.partition(".")[0]
+    return top in ("numpy", "pandas") or isinstance(obj, enum.Enum) or is_user(cls)
+
+
+class CodeRecord(NamedTuple):
+    """A code digest and the parts it was made of (label -> 16 hex digits), plus what could not be hashed."""
+
+    digest: str
+    parts: dict[str, str]
+    doubts: tuple[str, ...] = ()
+
+
+class _Entry:
+    __slots__ = ("record", "watch")
+
+    def __init__(self, record: CodeRecord, watch: list[tuple]) -> None:
+        self.record = record
         self.watch = watch
 
     def valid(self) -> bool:
-        """False once a method, helper or constant this digest was built from has been replaced."""
-        for namespace, name, obj in self.watch:
-            if name is _LEN:
-                if len(namespace) != obj:
+        """False once a method, helper, code object or value this record was built from has changed."""
+        for kind, a, b, c in self.watch:
+            if kind == "ns":
+                if a.get(b, _MISSING) is not c:
                     return False
-            elif name is _CODE:
-                if namespace.__code__ is not obj:
+            elif kind == "len":
+                if len(a) != b:
                     return False
-            elif namespace.get(name, _MISSING) is not obj:
+            elif kind == "code":
+                if a.__code__ is not b:
+                    return False
+            elif kind == "cell":
+                try:
+                    if a.cell_contents is not b:
+                        return False
+                except ValueError:
+                    if b is not _MISSING:
+                        return False
+            elif _value_digest(a, None) != c:  # "value": mutable content, hashed again
                 return False
         return True
 
 
-_CODE_CACHE: weakref.WeakKeyDictionary[Any, _CodeEntry] = weakref.WeakKeyDictionary()
+_CACHE: weakref.WeakKeyDictionary[Any, _Entry] = weakref.WeakKeyDictionary()
+_in_progress = threading.local()
 
 
-class _CodeWalker:
-    """Hashes classes and functions by content, recording what it read so the cache can tell when it changes."""
+def _value_digest(value: object, doubts: list[str] | None, label: str = "") -> str:
+    def fallback(obj: object, exc: BaseException) -> None:
+        if doubts is not None:
+            doubts.append(f"{label} is {_describe(obj)}")
+
+    vh = ValueHasher(new_hasher(), code_digest, fallback)
+    vh.add(value)
+    return vh.h.hexdigest()[:16]
+
+
+def _describe(obj: object) -> str:
+    """A short phrase for a value that cannot be hashed: "an open file", "a socket", "a Lock"."""
+    import io
+    import socket
+
+    if isinstance(obj, io.IOBase):
+        return "an open file" if not getattr(obj, "closed", False) else "a closed file"
+    if isinstance(obj, socket.socket):
+        return "a socket"
+    name = type(obj).__qualname__
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name} (it cannot be pickled)"
+
+
+class _Walker:
+    """Hashes classes and functions part by part, recording what it read so the cache can tell a change."""
 
     def __init__(self) -> None:
-        self.h = new_hasher()
-        self.h.update(_SALT)
-        self.values = ValueHasher(self.h, code_digest)
+        self.parts: dict[str, str] = {}
+        self.owners: dict[str, int] = {}  # label -> id of what it names, to tell two things of one name
+        self.doubts: list[str] = []
+        self.watch: list[tuple] = []
         self.seen: set[int] = set()
-        self.watch: list[tuple[Any, Any, Any]] = []
         self.stored: set[str] = set()  # globals some walked code assigns: state, left out
+        self.globals_todo: list[tuple[dict, list[str]]] = []
 
-    def tag(self, text: str) -> None:
-        self.h.update(text.encode("utf-8", "surrogatepass") + b"\x00")
+    # -- parts ------------------------------------------------------------------------------------------
+    def label(self, kind: str, name: str, module: str | None, obj: object) -> str:
+        label = f"{kind}{name}"
+        owner = self.owners.setdefault(label, id(obj))
+        if owner != id(obj):
+            label = f"{kind}{module}.{name}"
+        return label
 
-    def add(self, obj: object) -> None:
-        if id(obj) in self.seen:
-            self.tag("seen")
-            return
-        self.seen.add(id(obj))
+    def add_part(self, label: str, h: Any) -> None:
+        self.parts[label] = h.hexdigest()[:16]
+
+    # -- roots ------------------------------------------------------------------------------------------
+    def add_root(self, obj: object) -> None:
         if isinstance(obj, type):
             self.add_class(obj)
         elif isinstance(obj, types.FunctionType):
-            self.add_function(obj)
-        else:
-            self.add_member(obj)
+            self.add_helper(obj)
+        self.resolve_globals()
 
     def add_class(self, cls: type) -> None:
-        self.tag(f"class:{cls.__name__}")
+        if id(cls) in self.seen:
+            return
+        self.seen.add(id(cls))
         for klass in cls.__mro__:
             if klass is object or (klass.__name__ == "Step" and klass.__module__ == "job_orchestra.step"):
                 continue
-            if not is_user(klass):  # a library base: by name (its code changes only with its version)
-                self.tag(f"base:{klass.__module__}.{klass.__qualname__}")
+            if not is_user(klass):  # a library base: by name and version
+                self.add_library(f"{klass.__module__}.{klass.__qualname__}", klass.__module__)
                 continue
             namespace = klass.__dict__
-            self.watch.append((namespace, _LEN, len(namespace)))
-            self.tag(f"body:{klass.__name__}")
+            self.watch.append(("len", namespace, len(namespace), None))
+            h = new_hasher()
+            h.update(f"class {klass.__name__} bases {[b.__qualname__ for b in klass.__bases__]}".encode())
+            self.add_part(self.label("", f"{klass.__qualname__}", klass.__module__, klass), h)
             for name in sorted(namespace):
                 if name in _IGNORED_CLASS_ATTRS:
                     continue
                 member = namespace[name]
-                self.watch.append((namespace, name, member))
-                self.tag(name)
-                self.add_member(member)
+                self.watch.append(("ns", namespace, name, member))
+                label = self.label("", f"{klass.__qualname__}.{name}", klass.__module__, member)
+                self.add_member(label, member, klass.__module__)
 
-    def add_member(self, member: object) -> None:
+    def add_member(self, label: str, member: object, module: str | None) -> None:
+        h = new_hasher()
+        vh = ValueHasher(h, code_digest)
         if isinstance(member, types.FunctionType):
-            self.add(member)
+            self.hash_function(h, member, label)
         elif isinstance(member, (staticmethod, classmethod)):
-            self.tag(type(member).__name__)
-            self.add(member.__func__)
+            h.update(type(member).__name__.encode())
+            self.hash_function(h, member.__func__, label)
         elif isinstance(member, property):
-            self.tag("property")
             for fn in (member.fget, member.fset, member.fdel):
-                if fn is None:
-                    self.tag("-")
-                else:
-                    self.add(fn)
+                h.update(b"-" if fn is None else b"+")
+                if fn is not None:
+                    self.hash_function(h, fn, label)
         elif isinstance(member, functools.cached_property):
-            self.tag("cached_property")
-            self.add(member.func)
+            self.hash_function(h, member.func, label)
         elif isinstance(member, type):
+            h.update(f"class {member.__module__}.{member.__qualname__}".encode())
             if is_user(member):
-                self.add(member)
+                self.add_class(member)
             else:
-                self.tag(f"ref:{member.__module__}.{member.__qualname__}")
+                self.add_library(f"{member.__module__}.{member.__qualname__}", member.__module__)
         elif isinstance(getattr(member, "__wrapped__", None), types.FunctionType):
-            self.tag(f"wrapped:{type(member).__module__}.{type(member).__qualname__}")  # lru_cache and friends
-            self.add(member.__wrapped__)  # type: ignore[attr-defined]
+            h.update(f"wrapped:{type(member).__module__}.{type(member).__qualname__}".encode())  # lru_cache...
+            self.hash_function(h, member.__wrapped__, label)  # type: ignore[attr-defined]
         else:
-            self.values.add(member)
+            self.add_value_into(vh, member, label)
+        self.add_part(label, h)
 
-    def add_function(self, fn: types.FunctionType) -> None:
-        if not is_user(fn):
-            self.tag(f"ref:{fn.__module__}.{fn.__qualname__}")
+    def add_helper(self, fn: types.FunctionType) -> None:
+        if id(fn) in self.seen:
             return
+        self.seen.add(id(fn))
+        if not is_user(fn):
+            self.add_library(f"{fn.__module__}.{fn.__qualname__}", fn.__module__)
+            return
+        label = self.label("helper ", fn.__qualname__, fn.__module__, fn)
+        h = new_hasher()
+        self.hash_function(h, fn, label)
+        self.add_part(label, h)
+
+    def add_library(self, name: str, module: str | None) -> None:
+        """A library the code uses: one part per top-level package, from its version (not its code)."""
+        top = (module or "").partition(".")[0]
+        label = f"library {top}"
+        if label not in self.parts:
+            h = new_hasher()
+            h.update(f"{top}@{library_version(top)}".encode())
+            self.add_part(label, h)
+
+    # -- functions --------------------------------------------------------------------------------------
+    def hash_function(self, h: Any, fn: types.FunctionType, label: str) -> None:
+        """Feed a function's own code, defaults and closure into ``h``; queue the globals it reads."""
+        self.watch.append(("code", fn, fn.__code__, None))  # autoreload swaps __code__ in place
         names: list[str] = []
-        self.watch.append((fn, _CODE, fn.__code__))  # autoreload swaps __code__ in place
-        self.add_code(fn.__code__, names)
-        self.tag("defaults")
-        self.values.add(fn.__defaults__)
-        self.values.add(fn.__kwdefaults__)
-        for cell in fn.__closure__ or ():
+        add_normalised_code(h, fn.__code__, names)
+        vh = ValueHasher(h, code_digest)
+        h.update(b"defaults")
+        self.add_value_into(vh, fn.__defaults__, f"default of {label}")
+        self.add_value_into(vh, fn.__kwdefaults__, f"default of {label}")
+        for var, cell in zip(fn.__code__.co_freevars, fn.__closure__ or ()):
             try:
                 content = cell.cell_contents
             except ValueError:  # an empty cell
-                self.tag("empty-cell")
+                h.update(b"empty-cell")
+                self.watch.append(("cell", cell, _MISSING, None))
                 continue
-            self.tag("cell")
-            self.add_referenced(content)
+            self.watch.append(("cell", cell, content, None))
+            h.update(f"cell:{var}".encode())
+            if isinstance(content, (types.FunctionType, type)):
+                h.update(f"{getattr(content, '__module__', '')}.{content.__qualname__}".encode())
+                self.add_code_object(content)
+            else:
+                self.add_value_into(vh, content, f"closure variable {var} of {label}")
         wrapped = getattr(fn, "__wrapped__", None)
-        if wrapped is not None:
-            self.tag("wraps")
-            self.add_referenced(wrapped)
-        namespace = fn.__globals__
-        used = sorted(set(names))
-        # Globals the code assigns (``global counter; counter += 1``) are state, not configuration: a step
-        # that bumps one must not look edited after it ran. Functions are walked first, so what a helper
-        # assigns is known before the constants are hashed.
-        self.stored.update(_stored_globals(fn.__code__))
-        constants = []
-        for name in used:
-            obj = namespace.get(name, _MISSING)
-            if obj is _MISSING:
-                continue
-            if isinstance(obj, types.ModuleType):
-                if is_user_module(obj.__name__):  # ``import utils`` then ``utils.clean(...)``
-                    self.add_module_members(obj, used)
-                continue
-            if isinstance(obj, (types.FunctionType, type)):
-                if not is_user(obj):
-                    continue
-            elif isinstance(obj, _SIMPLE_CONSTANTS) or _is_simple_tuple(obj):
-                constants.append((name, obj))
-                continue
-            else:
-                continue  # data and objects: not code
-            self.watch.append((namespace, name, obj))
-            self.tag(f"global:{name}")
-            self.add_referenced(obj)
-        for name, obj in constants:
-            if name in self.stored:
-                continue
-            self.watch.append((namespace, name, obj))
-            self.tag(f"global:{name}")
-            self.add_referenced(obj)
+        if isinstance(wrapped, (types.FunctionType, type)):
+            h.update(b"wraps")
+            self.add_code_object(wrapped)
+        self.stored.update(stored_globals(fn.__code__))
+        self.globals_todo.append((fn.__globals__, names))
 
-    def add_module_members(self, module: types.ModuleType, names: list[str]) -> None:
-        """The functions and classes of a user module that the code may use (any name it looks up)."""
-        members = vars(module)
-        for name in names:
-            obj = members.get(name, _MISSING)
-            if isinstance(obj, (types.FunctionType, type)) and is_user(obj):
-                self.watch.append((members, name, obj))
-                self.tag(f"member:{module.__name__}.{name}")
-                self.add_referenced(obj)
-
-    def add_referenced(self, obj: object) -> None:
-        if isinstance(obj, (types.FunctionType, type)):
+    def add_code_object(self, obj: object) -> None:
+        if isinstance(obj, type):
             if is_user(obj):
-                self.add(obj)
+                self.add_class(obj)
             else:
-                self.tag(f"ref:{obj.__module__}.{obj.__qualname__}")
-        elif isinstance(obj, _SIMPLE_CONSTANTS) or _is_simple_tuple(obj):
-            self.values.add(obj)
-        else:
-            self.tag(f"value:{type(obj).__module__}.{type(obj).__qualname__}")
+                self.add_library(f"{obj.__module__}.{obj.__qualname__}", obj.__module__)
+        elif isinstance(obj, types.FunctionType):
+            self.add_helper(obj)
 
-    def add_code(self, code: types.CodeType, names: list[str]) -> None:
-        h = self.h
-        h.update(code.co_code)
-        h.update(getattr(code, "co_exceptiontable", b""))
-        self.tag(
-            f"{code.co_name}|{code.co_argcount}|{code.co_posonlyargcount}|{code.co_kwonlyargcount}|{code.co_flags}"
-        )
-        self.tag("|".join(code.co_names))
-        self.tag("|".join(code.co_varnames))
-        self.tag("|".join(code.co_freevars) + "/" + "|".join(code.co_cellvars))
-        names.extend(code.co_names)
-        for const in code.co_consts:
-            if isinstance(const, types.CodeType):
-                self.tag("code")
-                self.add_code(const, names)
-            elif isinstance(const, frozenset):  # iteration order depends on the hash seed
-                self.tag("frozenset:" + "|".join(sorted(map(repr, const))))
+    def add_value_into(self, vh: ValueHasher, value: object, label: str) -> None:
+        """Hash a value into a part; a mutable one is watched by content."""
+        digest = _value_digest(value, self.doubts, label)
+        vh.tag(digest)
+        if not _is_immutable(value):
+            self.watch.append(("value", value, None, digest))
+
+    # -- globals ----------------------------------------------------------------------------------------
+    def resolve_globals(self) -> None:
+        """Walk the globals the queued functions read (functions first, so what they assign is known)."""
+        constants: list[tuple[dict, str, str, object]] = []
+        while self.globals_todo:
+            namespace, names = self.globals_todo.pop()
+            for name in sorted(set(names)):
+                obj = namespace.get(name, _MISSING)
+                if obj is _MISSING:
+                    continue
+                self.add_global(namespace, name, obj, names, constants, "")
+        for namespace, name, prefix, obj in constants:
+            if name in self.stored and not prefix:
+                continue
+            label = f"constant {prefix}{name}"
+            if label in self.parts:
+                continue
+            self.watch.append(("ns", namespace, name, obj))
+            h = new_hasher()
+            if _hashed_by_content(obj):
+                self.add_value_into(ValueHasher(h, code_digest), obj, label)
+            else:  # a library's object (a logger, a lock, a client): by type, see the docs' table
+                h.update(f"instance of {type(obj).__module__}.{type(obj).__qualname__}".encode())
+            self.add_part(label, h)
+
+    def add_global(
+        self, namespace: dict, name: str, obj: object, names: list[str], constants: list, prefix: str
+    ) -> None:
+        if isinstance(obj, types.ModuleType):
+            self.watch.append(("ns", namespace, name, obj))
+            if is_user_module(obj.__name__):  # ``import utils`` then ``utils.clean(...)``, ``pkg.sub.K``
+                if id(obj) in self.seen:
+                    return
+                self.seen.add(id(obj))
+                members = vars(obj)
+                for attr in sorted(set(names)):
+                    member = members.get(attr, _MISSING)
+                    if member is not _MISSING and not attr.startswith("__"):
+                        self.add_global(members, attr, member, names, constants, f"{obj.__name__}.")
             else:
-                self.tag(f"{type(const).__name__}:{const!r}")
+                self.add_library(obj.__name__, obj.__name__)
+            return
+        if isinstance(obj, (types.FunctionType, type)):
+            self.watch.append(("ns", namespace, name, obj))
+            self.add_code_object(obj)
+            return
+        if callable(obj) and not _hashed_by_content(obj):
+            module = getattr(obj, "__module__", None) or type(obj).__module__
+            if not is_user_module(module):
+                self.add_library(f"{module}.{name}", module)
+                return
+        constants.append((namespace, name, prefix, obj))
 
 
-def _stored_globals(code: types.CodeType) -> set[str]:
-    """Names a function (or code nested in it) assigns or deletes with a ``global`` statement."""
-    out: set[str] = set()
-    stack = [code]
-    while stack:
-        current = stack.pop()
-        for ins in dis.get_instructions(current):
-            if ins.opname in ("STORE_GLOBAL", "DELETE_GLOBAL"):
-                out.add(ins.argval)
-        stack.extend(c for c in current.co_consts if isinstance(c, types.CodeType))
-    return out
-
-
-def _is_simple_tuple(obj: object) -> bool:
-    return type(obj) is tuple and len(obj) <= 64 and all(isinstance(x, _SIMPLE_CONSTANTS) for x in obj)  # type: ignore[arg-type]
-
-
-_in_progress = threading.local()
-
-
-def code_digest(obj: type | types.FunctionType) -> str:
-    """The content hash of a class's methods (or of a function), cached until one of them is replaced."""
-    entry = _CODE_CACHE.get(obj)
+def code_record(obj: type | types.FunctionType) -> CodeRecord:
+    """The digest and parts of a class's code (or a function's), cached until something it read changes."""
+    entry = _CACHE.get(obj)
     if entry is not None and entry.valid():
-        return entry.digest
+        return entry.record
     busy: set[int] | None = getattr(_in_progress, "ids", None)
     if busy is None:
         busy = _in_progress.ids = set()
     if id(obj) in busy:  # a class whose attributes are its own instances (an Enum): refer to it by name
-        return f"recursive:{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', '')}"
+        name = f"recursive:{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', '')}"
+        return CodeRecord(name, {})
     busy.add(id(obj))
     try:
-        walker = _CodeWalker()
-        walker.add(obj)
+        walker = _Walker()
+        walker.add_root(obj)
     finally:
         busy.discard(id(obj))
-    entry = _CodeEntry(walker.h.hexdigest()[:16], walker.watch)
+    h = new_hasher()
+    h.update(_SALT)
+    for label in sorted(walker.parts):
+        h.update(f"{label}={walker.parts[label]}\x00".encode("utf-8", "surrogatepass"))
+    record = CodeRecord(h.hexdigest()[:16], walker.parts, tuple(dict.fromkeys(walker.doubts)))
     try:
-        _CODE_CACHE[obj] = entry
+        _CACHE[obj] = _Entry(record, walker.watch)
     except TypeError:  # not weak-referenceable
         pass
-    return entry.digest
+    return record
+
+
+def code_digest(obj: type | types.FunctionType) -> str:
+    """The content hash of a class's methods (or of a function), cached until one of them is replaced."""
+    return code_record(obj).digest

@@ -5,9 +5,11 @@ The bottom of the fingerprint layers: it imports nothing of job-orchestra.
 
 from __future__ import annotations
 
+import builtins
 import functools
 import sys
 import sysconfig
+import types
 
 __all__ = ["is_user", "is_user_module"]
 
@@ -35,11 +37,33 @@ def is_user_module(module: str | None) -> bool:
 
 
 def is_user(obj: object) -> bool:
-    """True when ``obj`` (a function, class or value's class) was defined by the user's code."""
-    return is_user_module(getattr(obj, "__module__", None))
+    """True when ``obj`` (a function, class or value's class) was defined by the user's code.
+
+    A class ``exec``'d in a namespace without ``__name__`` gets ``__module__ == "builtins"``: it is the
+    user's unless it really is one of the built-ins.
+    """
+    module = getattr(obj, "__module__", None)
+    if module == "builtins" and isinstance(obj, (type, types.FunctionType)):
+        return getattr(builtins, getattr(obj, "__qualname__", ""), None) is not obj
+    return is_user_module(module)
 
 
 def is_job_orchestra_class(cls: type, name: str) -> bool:
     """True when ``cls`` is job-orchestra's own class ``name`` (``"Step"``, ``"Context"``) or a subclass of it,
     told without importing the modules that define them (they sit above the fingerprint layers)."""
     return any(k.__name__ == name and k.__module__.startswith("job_orchestra.") for k in cls.__mro__)
+
+
+@functools.cache
+def library_version(top: str) -> str:
+    """The version of an installed top-level package (``""`` when it has none): library code counts by it."""
+    mod = sys.modules.get(top)
+    version = getattr(mod, "__version__", None)
+    if isinstance(version, str):
+        return version
+    try:
+        from importlib import metadata
+
+        return metadata.version(top)
+    except Exception:
+        return ""
