@@ -185,7 +185,7 @@ class _Walker:
             self.watch.append(("len", namespace, len(namespace), None))
             h = new_hasher()
             h.update(f"class {klass.__name__} bases {[b.__qualname__ for b in klass.__bases__]}".encode())
-            self.add_part(self.label("", f"{klass.__qualname__}", klass.__module__, klass), h)
+            self.add_part(self.label("class ", klass.__qualname__, klass.__module__, klass), h)
             for name in sorted(namespace):
                 if name in _IGNORED_CLASS_ATTRS:
                     continue

@@ -24,24 +24,38 @@ import warnings
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
-from .code_digest import code_digest
+from .code_digest import CodeRecord, code_digest, code_record
+from .stale_reasons import code_reason, encode_code_parts, encode_params, param_reason, split_fingerprint
+from .step_parameters import (
+    NO_PARAMS,
+    PARAMETER_EXCLUDE,
+    combine_params,
+    drop_state,
+    mark_outputs,
+    param_digests,
+    param_record,
+    parameter_keys,
+)
 from .value_hash import ValueHasher, digest, new_hasher
 
 if TYPE_CHECKING:
     from .step import Step
 
+_NO_PARAMS = NO_PARAMS
+
 __all__ = [
     "PARAMETER_EXCLUDE",
     "FingerprintPass",
     "code_digest",
+    "combine_params",
+    "drop_state",
     "hash_value",
+    "mark_outputs",
     "param_digests",
+    "parameter_keys",
     "params_digest",
     "stale_reason",
 ]
-
-PARAMETER_EXCLUDE = frozenset({"dependencies", "ctx", "name_alias", "_jo_parameters"})
-"""Step attributes that are not parameters: the 1.1 constructor arguments."""
 
 
 def hash_value(value: object, on_fallback: Callable[[object, BaseException], None] | None = None) -> str:
@@ -57,87 +71,14 @@ def hash_value(value: object, on_fallback: Callable[[object, BaseException], Non
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Parameters and whole fingerprints
+# Whole fingerprints
 # ---------------------------------------------------------------------------------------------------------
-_NO_PARAMS = "0" * 16
 _warned: set[tuple[str, str]] = set()
-
-
-_PARAM_KEYS = "_jo_parameters"
-
-
-def _warn_unhashable(step: Step, key: str) -> Callable[[object, BaseException], None]:
-    def warn(value: object, error: BaseException) -> None:
-        where = (type(step).__qualname__, key)
-        if where not in _warned:
-            _warned.add(where)
-            warnings.warn(
-                f"job-orchestra: the parameter {key!r} of step {str(step)!r} ({type(value).__name__}) cannot be "
-                f"pickled ({type(error).__name__}: {error}), so its content is not part of the fingerprint: "
-                "the step's cached result counts as stale in every new process. Keep such objects out of the "
-                "step's attributes (create them in run()), or make them picklable.",
-                RuntimeWarning,
-                stacklevel=2,
-            )
-
-    return warn
-
-
-def param_digests(step: Step) -> dict[str, str]:
-    """The hash of each parameter of a step (empty when it has none), in name order.
-
-    Parameters are the attributes other than ``dependencies``, ``ctx`` and ``name_alias`` that the step has
-    when it is first fingerprinted (after ``__init__``, before it ever runs). Their names are kept on the
-    step (and in pickles of it), so attributes a ``run()`` adds to ``self`` are not parameters.
-    """
-    attrs = step.__dict__
-    keys = attrs.get(_PARAM_KEYS)
-    if keys is None:
-        keys = [k for k in attrs if k not in PARAMETER_EXCLUDE]
-        keys = attrs[_PARAM_KEYS] = tuple(sorted(keys)) if keys else ()
-    parts: dict[str, str] = {}
-    for key in keys:
-        if key not in attrs:
-            parts[key] = "deleted"
-            continue
-        warn = _warn_unhashable(step, key)
-        vh = ValueHasher(new_hasher(), code_digest, warn)
-        try:
-            vh.add(attrs[key])
-        except Exception as exc:  # never let hashing break a run: count the value as changed instead
-            warn(attrs[key], exc)
-            vh.tag(f"unhashable:{id(attrs[key])}")
-        parts[key] = vh.h.hexdigest()[:16]
-    return parts
-
-
-def combine_params(parts: dict[str, str]) -> str:
-    """One digest for a step's parameters from :func:`param_digests`."""
-    if not parts:
-        return _NO_PARAMS
-    return digest("|".join(f"{k}={v}" for k, v in parts.items()).encode("utf-8", "surrogatepass"))[:16]
 
 
 def params_digest(step: Step) -> str:
     """The hash of a step's parameters (see :func:`param_digests`)."""
     return combine_params(param_digests(step))
-
-
-def drop_state(step: Step, keys: Iterable[str]) -> None:
-    """Stop counting ``keys`` as parameters of ``step``: its ``run()`` changes them, so they are state."""
-    dropped = set(keys)
-    attrs = step.__dict__
-    attrs[_PARAM_KEYS] = tuple(k for k in attrs.get(_PARAM_KEYS, ()) if k not in dropped)
-    where = (type(step).__qualname__, ",".join(sorted(dropped)))
-    if where not in _warned:
-        _warned.add(where)
-        warnings.warn(
-            f"job-orchestra: step {str(step)!r} changed its attribute(s) {', '.join(map(repr, sorted(dropped)))} "
-            "while it ran, so they are treated as state, not as parameters: changing them no longer makes its "
-            "result stale. Keep parameters unchanged in run(); keep logs and counters outside the step.",
-            RuntimeWarning,
-            stacklevel=3,
-        )
 
 
 def given_fingerprint(token: str) -> str:
@@ -164,33 +105,39 @@ def total_of(fingerprint: str) -> str:
     return fingerprint.partition(":")[0]
 
 
-def stale_reason(recorded: str, current: str, inputs: list[str], input_totals: list[str]) -> tuple[str, int | None]:
-    """Why ``recorded`` differs from ``current``: ``("code" | "parameters" | "upstream", input index)``.
+def stale_reason(
+    recorded: str, current: str, inputs: list[str], input_totals: list[str]
+) -> tuple[str, int | None, str | None]:
+    """Why ``recorded`` differs from ``current``: ``("code" | "parameters" | "upstream", input index, words)``.
 
-    For "upstream" the index is the first input (in ``depends_on`` order) whose fingerprint changed, or None
-    when it cannot be told (more than 16 inputs, or a fingerprint from another version).
+    ``current`` carries its record (see :mod:`job_orchestra.stale_reasons`); ``words`` says what changed
+    (``code: Train.run``, ``parameters: lr 0.1 → 0.2``). For "upstream" the index is the first input (in
+    ``depends_on`` order) whose fingerprint changed, or None when it cannot be told (more than 16 inputs).
     """
-    old = recorded.split(":")
-    new = current.split(":")
+    old, old_code, old_params = split_fingerprint(recorded)
+    new, new_code, new_params = split_fingerprint(current)
     if len(old) != 4:
-        return "code", None
+        return "code", None, "code"
     if old[1] != new[1]:
-        return "code", None
+        return "code", None, code_reason(old_code, new_code)
     if old[2] != new[2]:
-        return "parameters", None
+        if old_code is not None:  # a record without a parameters line: the step had none
+            old_params = old_params or {}
+            new_params = new_params or {}
+        return "parameters", None, param_reason(old_params, new_params)
     shown = old[3]
     if shown.startswith("#") or len(inputs) > _SHOW_INPUTS:
-        return "upstream", None
+        return "upstream", None, None
     before = shown.split("/") if shown else []
     for i, total in enumerate(input_totals):
         if i >= len(before) or before[i] != total[:8]:
-            return "upstream", i
-    return "upstream", None
+            return "upstream", i, None
+    return "upstream", None, None
 
 
-def _safe_code_digest(kind: type) -> str:
+def _safe_code_record(kind: type) -> CodeRecord:
     try:
-        return code_digest(kind)
+        return code_record(kind)
     except Exception as exc:  # never let hashing break a run: such a class counts as changed in a new process
         where = (kind.__qualname__, "<code>")
         if where not in _warned:
@@ -201,34 +148,71 @@ def _safe_code_digest(kind: type) -> str:
                 RuntimeWarning,
                 stacklevel=3,
             )
-        return digest(f"unhashable-code:{id(kind)}".encode())[:16]
+        return CodeRecord(
+            digest(f"unhashable-code:{id(kind)}".encode())[:16], {}, (f"the code of {kind.__qualname__}",)
+        )
 
 
 class FingerprintPass:
-    """Computes fingerprints for the steps of one graph in execution order, caching code digests per class."""
+    """Computes fingerprints for the steps of one graph in execution order, caching code digests per class.
 
-    __slots__ = ("code", "params")
+    Besides the fingerprints themselves it keeps what explains them: per class the record line of its code
+    parts, per step with parameters their digests and record line, and per step what could not be hashed.
+    """
+
+    __slots__ = ("code", "doubts", "params", "suffix")
 
     def __init__(self) -> None:
-        self.code: dict[type, str] = {}
+        self.code: dict[type, tuple[str, str, tuple[str, ...]]] = {}  # class -> (digest, record, doubts)
         self.params: dict[str, dict[str, str]] = {}  # per-parameter digests of the steps that have any
+        self.suffix: dict[str, str] = {}  # record lines of steps with parameters
+        self.doubts: dict[str, list[str]] = {}  # what could not be hashed, per step
+
+    def klass(self, kind: type) -> tuple[str, str, tuple[str, ...]]:
+        """``(code digest, record line, doubts)`` of a step class, computed once per pass."""
+        entry = self.code.get(kind)
+        if entry is None:
+            record = _safe_code_record(kind)
+            entry = self.code[kind] = (record.digest, "\n" + encode_code_parts(record.parts), record.doubts)
+        return entry
 
     def step(self, name: str, step: Step, input_totals: list[str]) -> tuple[str, str]:
-        """``(total, fingerprint)`` of ``step`` given the totals of its inputs, in ``depends_on`` order."""
-        kind = type(step)
-        code = self.code.get(kind)
-        if code is None:
-            code = self.code[kind] = _safe_code_digest(kind)
+        """``(total, fingerprint)`` of ``step`` given the totals of its inputs, in ``depends_on`` order (the
+        fingerprint without its record: see :meth:`record`)."""
+        code, code_line, code_doubts = self.klass(type(step))
         attrs = step.__dict__
-        keys = attrs.get(_PARAM_KEYS)
-        if keys == ():  # the common case, inlined: this runs once per step per plan
-            params = _NO_PARAMS
+        keys = parameter_keys(attrs)
+        if code_doubts:
+            self.doubts[name] = list(code_doubts)
+        if not keys:  # the common case, inlined: this runs once per step per plan
+            params = NO_PARAMS
         else:
-            parts = param_digests(step)
+            doubts: list[str] = []
+            parts = param_digests(step, doubts)
+            if doubts:
+                self.doubts.setdefault(name, []).extend(doubts)
             if parts:
                 self.params[name] = parts
+                self.suffix[name] = code_line + "\n" + encode_params(param_record(step, parts))
             params = combine_params(parts)
         if len(input_totals) <= _SHOW_INPUTS:
             total = digest(f"{code}|{params}|{'|'.join(input_totals)}".encode())
             return total, f"{total}:{code}:{params}:{'/'.join([t[:8] for t in input_totals])}"
         return make_fingerprint(code, params, input_totals)
+
+    def record(self, name: str, step: Step) -> str:
+        """The record lines to append to ``name``'s fingerprint (its code parts, and its parameters)."""
+        suffix = self.suffix.get(name)
+        return suffix if suffix is not None else self.klass(type(step))[1]
+
+
+def refreshed_params(step: Step, planned: dict[str, str]) -> tuple[dict[str, str], str]:
+    """After a run: the parameters of ``step`` without those its ``run()`` changed (now state), and the
+    record line of what is left."""
+    mark_outputs(step.__dict__)
+    now = param_digests(step)
+    state = [k for k, d in now.items() if planned.get(k) != d]
+    if state:
+        drop_state(step, state)
+        now = {k: v for k, v in now.items() if k not in state}
+    return now, encode_params(param_record(step, now)) if now else ""
