@@ -7,6 +7,7 @@ raised a built-in exception, ours subclasses that built-in so ``except TypeError
 from __future__ import annotations
 
 __all__ = [
+    "AcceptError",
     "CycleError",
     "DuplicateStepName",
     "InvalidStepError",
@@ -56,3 +57,8 @@ class UnserializableValueError(SnapshotError, TypeError):
     def __init__(self, message: str, key: object) -> None:
         super().__init__(message)
         self.key = key
+
+
+class AcceptError(PipelineError, ValueError):
+    """``Step.accept_code()`` cannot accept: the step has no cached result, or it is stale for more than its
+    code (parameters or inputs changed too)."""

@@ -118,12 +118,15 @@ def stale_reason(
     new, new_code, new_params = split_fingerprint(current)
     if len(old) != 4:
         return "code", None, "code"
+    if old_code is not None:  # a record without a parameters line: the step had none
+        old_params = old_params or {}
+        new_params = new_params or {}
     if old[1] != new[1]:
-        return "code", None, code_reason(old_code, new_code)
+        words = code_reason(old_code, new_code)
+        if old[2] != new[2]:
+            words += "; " + param_reason(old_params, new_params)
+        return "code", None, words
     if old[2] != new[2]:
-        if old_code is not None:  # a record without a parameters line: the step had none
-            old_params = old_params or {}
-            new_params = new_params or {}
         return "parameters", None, param_reason(old_params, new_params)
     shown = old[3]
     if shown.startswith("#") or len(inputs) > _SHOW_INPUTS:

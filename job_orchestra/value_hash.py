@@ -8,6 +8,7 @@ by its pickle. Functions and classes are hashed by a code digest that the layer 
 
 from __future__ import annotations
 
+import collections
 import enum
 import functools
 import pickle
@@ -210,10 +211,21 @@ def _add_sequence(vh: ValueHasher, value: Any, depth: int) -> None:
 
 
 def _add_mapping(vh: ValueHasher, value: Mapping, depth: int) -> None:
+    """Dicts compare equal whatever their insertion order, so they hash the same (an OrderedDict does not)."""
     vh.tag(f"{type(value).__qualname__}:{len(value)}")
-    for key, item in value.items():
+    if isinstance(value, collections.OrderedDict):
+        items: Any = value.items()
+    elif all(type(k) is str for k in value):
+        items = sorted(value.items(), key=_first)
+    else:  # keys of mixed types: order the pairs by the hash of their key
+        items = [pair for _, pair in sorted(((vh.digest_of(k), (k, v)) for k, v in value.items()), key=_first)]
+    for key, item in items:
         vh.add(key, depth + 1)
         vh.add(item, depth + 1)
+
+
+def _first(pair: tuple) -> Any:
+    return pair[0]
 
 
 def _add_set(vh: ValueHasher, value: Any, depth: int) -> None:
@@ -229,6 +241,7 @@ def _add_function(vh: ValueHasher, value: Any, depth: int) -> None:
         vh.tag("method")
         _add_function(vh, value.__func__, depth)
         vh.tag(f"of:{type(value.__self__).__module__}.{type(value.__self__).__qualname__}")
+        vh.add(value.__self__, depth + 1)  # the state of the object it is bound to counts
     elif isinstance(value, functools.partial):
         vh.tag("partial")
         _add_function(vh, value.func, depth)
