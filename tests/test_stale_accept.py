@@ -32,7 +32,8 @@ class Report(Step):
         return ",".join(map(str, xs))
 """
 FASTER_SORT = PIPELINE.replace(
-    "return sorted(xs, reverse=self.reverse)", "out = list(xs)\n        out.sort(reverse=self.reverse)\n        return out"
+    "return sorted(xs, reverse=self.reverse)",
+    "out = list(xs)\n        out.sort(reverse=self.reverse)\n        return out",
 )
 
 
@@ -81,7 +82,8 @@ def test_parameters_or_missing_results_are_never_accepted():
     ctx = Context()
     assert build(cell(PIPELINE), ctx)[1].materialize() == "1,2,3"
     sort, head = build(cell(FASTER_SORT), ctx, reverse=True)
-    with pytest.raises(AcceptError, match=r"step 'Sort' is stale for more than its code \(code: Sort.run; parameters: reverse False → True\)"):
+    why = r"step 'Sort' is stale for more than its code \(code: Sort.run; parameters: reverse False → True\)"
+    with pytest.raises(AcceptError, match=why):
         sort.accept_code(head)
     assert states(head)[1][1] == "[~]"  # nothing was changed
     fresh = build(cell(PIPELINE), Context())[0]
