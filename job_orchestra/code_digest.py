@@ -150,7 +150,8 @@ class _Walker:
         self.watch: list[tuple] = []
         self.seen: set[int] = set()
         self.stored: set[str] = set()  # globals some walked code assigns: state, left out
-        self.globals_todo: list[tuple[dict, list[str]]] = []
+        self.constants: set[int] = set()  # ids of the values hashed as constants
+        self.globals_todo: list[tuple[dict, list[str], list[str]]] = []
 
     # -- parts ------------------------------------------------------------------------------------------
     def label(self, kind: str, name: str, module: str | None, obj: object) -> str:
@@ -248,7 +249,8 @@ class _Walker:
         """Feed a function's own code, defaults and closure into ``h``; queue the globals it reads."""
         self.watch.append(("code", fn, fn.__code__, None))  # autoreload swaps __code__ in place
         names: list[str] = []
-        add_normalised_code(h, fn.__code__, names)
+        attrs: list[str] = []
+        add_normalised_code(h, fn.__code__, names, attrs)
         vh = ValueHasher(h, code_digest)
         h.update(b"defaults")
         self.add_value_into(vh, fn.__defaults__, f"default of {label}")
@@ -272,7 +274,7 @@ class _Walker:
             h.update(b"wraps")
             self.add_code_object(wrapped)
         self.stored.update(stored_globals(fn.__code__))
-        self.globals_todo.append((fn.__globals__, names))
+        self.globals_todo.append((fn.__globals__, names, attrs))
 
     def add_code_object(self, obj: object) -> None:
         if isinstance(obj, type):
@@ -295,18 +297,19 @@ class _Walker:
         """Walk the globals the queued functions read (functions first, so what they assign is known)."""
         constants: list[tuple[dict, str, str, object]] = []
         while self.globals_todo:
-            namespace, names = self.globals_todo.pop()
+            namespace, names, attrs = self.globals_todo.pop()
             for name in sorted(set(names)):
                 obj = namespace.get(name, _MISSING)
                 if obj is _MISSING:
                     continue
-                self.add_global(namespace, name, obj, names, constants, "")
+                self.add_global(namespace, name, obj, attrs, constants, "")
         for namespace, name, prefix, obj in constants:
             if name in self.stored and not prefix:
                 continue
             label = f"constant {prefix}{name}"
-            if label in self.parts:
-                continue
+            if label in self.parts or (not _is_immutable(obj) and id(obj) in self.constants):
+                continue  # one value reached twice (``from m import T`` and ``m.T``): one part
+            self.constants.add(id(obj))
             self.watch.append(("ns", namespace, name, obj))
             h = new_hasher()
             if _hashed_by_content(obj):

@@ -68,22 +68,28 @@ def normalised_instructions(code: types.CodeType) -> list[tuple[str, Any]]:
     return out
 
 
-def add_normalised_code(h: Any, code: types.CodeType, names: list[str]) -> None:
-    """Feed the normalised form of ``code`` (and the code nested in it) into ``h``; collect the names it
-    reads (globals and attributes) into ``names``."""
+def add_normalised_code(h: Any, code: types.CodeType, names: list[str], attrs: list[str] | None = None) -> None:
+    """Feed the normalised form of ``code`` (and the code nested in it) into ``h``; collect the global names
+    it reads into ``names`` and the attribute names it reads into ``attrs``."""
     h.update(
         f"code|{code.co_argcount}|{code.co_posonlyargcount}|{code.co_kwonlyargcount}|{code.co_flags & _FLAGS}|"
         f"{'|'.join(code.co_varnames)}/{'|'.join(code.co_cellvars)}/{'|'.join(code.co_freevars)}\x00".encode(
             "utf-8", "surrogatepass"
         )
     )
-    names.extend(code.co_names)
     for op, arg in normalised_instructions(code):
         if isinstance(arg, types.CodeType):
             h.update(f"{op} <code {arg.co_name}>\x00".encode("utf-8", "surrogatepass"))
-            add_normalised_code(h, arg, names)
+            add_normalised_code(h, arg, names, attrs)
             continue
+        if op == "LOAD_GLOBAL":
+            names.append(arg)
+        elif attrs is not None and op in _ATTRIBUTE_LOADS:
+            attrs.append(arg)
         h.update(f"{op} {_arg_text(arg)}\x00".encode("utf-8", "surrogatepass"))
+
+
+_ATTRIBUTE_LOADS = frozenset({"LOAD_ATTR", "LOAD_SUPER_ATTR", "IMPORT_FROM"})
 
 
 def _arg_text(arg: object) -> str:

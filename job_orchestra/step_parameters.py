@@ -72,7 +72,7 @@ def _warn_unhashable(step: Any, key: str, doubts: list[str] | None) -> Callable[
             _warned.add(where)
             warnings.warn(
                 f"job-orchestra: the parameter {key!r} of step {str(step)!r} ({type(value).__name__}) cannot be "
-                f"pickled ({type(error).__name__}: {error}), so its content is not part of the fingerprint: "
+                f"hashed by content ({type(error).__name__}: {error}), so its content is not part of the fingerprint: "
                 "the plan marks the step [?] (cannot tell), and its cached result counts as stale in every new "
                 "process. Keep such objects out of the step's attributes (create them in run()), or make them "
                 "picklable.",

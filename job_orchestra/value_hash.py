@@ -11,8 +11,11 @@ from __future__ import annotations
 import collections
 import enum
 import functools
+import io
 import pickle
+import socket
 import sys
+import threading
 import types
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -46,6 +49,16 @@ except ImportError:  # pragma: no cover - xxhash is a declared dependency
     ALGORITHM = "blake2b"
 
 _MAX_DEPTH = 64
+_NO_STABLE_STATE: tuple[type, ...] = (
+    io.IOBase,
+    socket.socket,
+    types.GeneratorType,
+    types.CoroutineType,
+    types.AsyncGeneratorType,
+    type(threading.Lock()),
+    type(threading.RLock()),
+)
+"""Values whose content cannot be told from the object (files, sockets, generators, locks): never hashed."""
 
 
 class ValueHasher:
@@ -170,6 +183,11 @@ class ValueHasher:
         self.tag(f"obj:{cls.__module__}.{cls.__qualname__}")
         if is_user(cls) and isinstance(cls, type):
             self.tag(self.code_of(cls))
+        if isinstance(value, _NO_STABLE_STATE):  # dill would pickle a file by name and position: not content
+            if self.on_fallback is not None:
+                self.on_fallback(value, TypeError(f"a {cls.__qualname__} has no stable content to hash"))
+            self.tag(f"unhashable:{id(value)}")
+            return
         buffers: list[pickle.PickleBuffer] = []
         try:
             data = pickle.dumps(value, protocol=5, buffer_callback=buffers.append)
