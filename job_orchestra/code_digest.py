@@ -211,10 +211,11 @@ class _Walker:
         elif isinstance(member, functools.cached_property):
             self.hash_function(h, member.func, label)
         elif isinstance(member, type):
-            h.update(f"class {member.__module__}.{member.__qualname__}".encode())
             if is_user(member):
+                h.update(f"class {member.__qualname__}".encode())
                 self.add_class(member)
             else:
+                h.update(f"class {member.__module__}.{member.__qualname__}".encode())
                 self.add_library(f"{member.__module__}.{member.__qualname__}", member.__module__)
         elif isinstance(getattr(member, "__wrapped__", None), types.FunctionType):
             h.update(f"wrapped:{type(member).__module__}.{type(member).__qualname__}".encode())  # lru_cache...
@@ -265,7 +266,10 @@ class _Walker:
             self.watch.append(("cell", cell, content, None))
             h.update(f"cell:{var}".encode())
             if isinstance(content, (types.FunctionType, type)):
-                h.update(f"{getattr(content, '__module__', '')}.{content.__qualname__}".encode())
+                if is_user(content):  # by name only: the module a cell, file or exec gives it is not content
+                    h.update(f"user:{content.__qualname__}".encode())
+                else:
+                    h.update(f"{content.__module__}.{content.__qualname__}".encode())
                 self.add_code_object(content)
             else:
                 self.add_value_into(vh, content, f"closure variable {var} of {label}")

@@ -109,7 +109,7 @@ class ValueHasher:
             self.add_pandas(value)
             return
         if isinstance(value, enum.Enum):
-            self.tag(f"enum:{type(value).__module__}.{type(value).__qualname__}.{value.name}")
+            self.tag(f"enum:{_type_name(type(value))}.{value.name}")
             self.add(value.value, depth + 1)
             return
         if is_job_orchestra_class(type(value), "Step"):  # a step as a parameter: its identity, not its own parameters
@@ -123,7 +123,7 @@ class ValueHasher:
         if type(state) is dict and is_user(cls) and isinstance(cls, type) and not hasattr(cls, "__slots__"):
             # a plain object of the user's own class: by class code and attributes, so that sets inside
             # hash the same in every process (its pickle would not)
-            self.tag(f"object:{cls.__module__}.{cls.__qualname__}:{self.code_of(cls)}")
+            self.tag(f"object:{_type_name(cls)}:{self.code_of(cls)}")
             self.add(state, depth + 1)
             return
         self.add_pickle(value)
@@ -180,7 +180,7 @@ class ValueHasher:
     def add_pickle(self, value: object) -> None:
         """Anything else: its pickle (protocol 5, big buffers hashed in place), else dill, else its identity."""
         cls = type(value)
-        self.tag(f"obj:{cls.__module__}.{cls.__qualname__}")
+        self.tag(f"obj:{_type_name(cls)}")
         if is_user(cls) and isinstance(cls, type):
             self.tag(self.code_of(cls))
         if isinstance(value, _NO_STABLE_STATE):  # dill would pickle a file by name and position: not content
@@ -205,6 +205,11 @@ class ValueHasher:
         self.h.update(data)
         for buf in buffers:
             self.h.update(buf.raw())
+
+
+def _type_name(cls: type) -> str:
+    """A class by name: the user's by qualified name only (a cell, a file or exec gives it another module)."""
+    return cls.__qualname__ if is_user(cls) else f"{cls.__module__}.{cls.__qualname__}"
 
 
 def _add_scalar(vh: ValueHasher, value: object, depth: int) -> None:
@@ -258,7 +263,7 @@ def _add_function(vh: ValueHasher, value: Any, depth: int) -> None:
     elif isinstance(value, types.MethodType):
         vh.tag("method")
         _add_function(vh, value.__func__, depth)
-        vh.tag(f"of:{type(value.__self__).__module__}.{type(value.__self__).__qualname__}")
+        vh.tag(f"of:{_type_name(type(value.__self__))}")
         vh.add(value.__self__, depth + 1)  # the state of the object it is bound to counts
     elif isinstance(value, functools.partial):
         vh.tag("partial")
