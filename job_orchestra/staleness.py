@@ -52,7 +52,7 @@ class Fingerprints:
 
     def fast(self, name: str, step: Any, deps: tuple[str, ...]) -> str | None:
         """The fingerprint of ``name`` right after it ran, when nothing moved since the plan (else None)."""
-        if self.changed or name in self.params or len(deps) != 1:
+        if self.changed or len(deps) != 1 or name in self.params:
             return None
         attrs = step.__dict__
         if len(attrs) != attrs.get(KNOWN):
@@ -60,7 +60,10 @@ class Fingerprints:
         head = self.heads.get(name)
         if head is None:
             return None
-        return f"{head}:{self.effective[deps[0]][:8]}{self.pass_.record(name, step)}"
+        code = self.pass_.code.get(type(step))
+        if code is None:
+            return None
+        return f"{head}:{self.effective[deps[0]][:8]}{code[1]}"
 
     def fingerprint(self, name: str, graph: Any) -> str | None:
         """The fingerprint of ``name`` as things stand (called right after the step ran, to record it)."""
@@ -115,12 +118,14 @@ def fingerprint_pass(
     codes: dict[type, str] = {}
     no_params = NO_PARAMS
     extra = _EXTRA_REASONS
+    last_ctx = recorded_of = None
     for name, step in steps.items():
         step_deps = deps[name]
         attrs = step.__dict__
         code = codes.get(type(step))
-        keys = attrs.get("_jo_parameters")
-        if keys is None or len(attrs) != attrs.get(KNOWN):
+        if attrs.get(KNOWN) == len(attrs):
+            keys = attrs["_jo_parameters"]
+        else:
             keys = parameter_keys(attrs)
         if code is None or keys:
             total, fingerprint = step_fingerprint(name, step, [effective[d] for d in step_deps])
@@ -134,7 +139,9 @@ def fingerprint_pass(
         heads[name] = head
         if avail[name] is available:
             ctx = step.ctx
-            recorded = ctx._fingerprints.get(name)
+            if ctx is not last_ctx:
+                last_ctx, recorded_of = ctx, ctx._fingerprints.get
+            recorded = recorded_of(name)  # type: ignore[misc]
             if recorded is None:  # put in by hand: it stands for itself, dependents hash its content
                 effective[name] = given_fingerprint(ctx._value_token(name))
                 continue
