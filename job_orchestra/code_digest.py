@@ -17,8 +17,11 @@ whose content hash differs (re-hashed at every check, since mutation in place ke
 
 from __future__ import annotations
 
+import builtins
 import enum
 import functools
+import io
+import socket
 import sys
 import threading
 import types
@@ -54,6 +57,8 @@ _IGNORED_CLASS_ATTRS = frozenset(
     }
 )
 _IMMUTABLE = (type(None), bool, int, float, complex, str, bytes, range)
+_UNTELLABLE = (io.IOBase, socket.socket, types.GeneratorType)
+"""Module-level objects whose content the code may read but nothing can hash: the plan says [?]."""
 
 
 def _is_immutable(obj: object, depth: int = 0) -> bool:
@@ -129,9 +134,6 @@ def _value_digest(value: object, doubts: list[str] | None, label: str = "") -> s
 
 def _describe(obj: object) -> str:
     """A short phrase for a value that cannot be hashed: "an open file", "a socket", "a Lock"."""
-    import io
-    import socket
-
     if isinstance(obj, io.IOBase):
         return "an open file" if not getattr(obj, "closed", False) else "a closed file"
     if isinstance(obj, socket.socket):
@@ -304,8 +306,8 @@ class _Walker:
             namespace, names, attrs = self.globals_todo.pop()
             for name in sorted(set(names)):
                 obj = namespace.get(name, _MISSING)
-                if obj is _MISSING:
-                    continue
+                if obj is _MISSING or getattr(builtins, name, _MISSING) is obj:
+                    continue  # a built-in, also when a pickle copied it into the globals (dill does)
                 self.add_global(namespace, name, obj, attrs, constants, "")
         for namespace, name, prefix, obj in constants:
             if name in self.stored and not prefix:
@@ -320,6 +322,8 @@ class _Walker:
                 self.add_value_into(ValueHasher(h, code_digest), obj, label)
             else:  # a library's object (a logger, a lock, a client): by type, see the docs' table
                 h.update(f"instance of {type(obj).__module__}.{type(obj).__qualname__}".encode())
+                if isinstance(obj, _UNTELLABLE):  # what the code reads from it cannot be known: say so
+                    self.doubts.append(f"{label} is {_describe(obj)}")
             self.add_part(label, h)
 
     def add_global(

@@ -120,7 +120,9 @@ def param_record(step: Any, parts: dict[str, str]) -> dict[str, list]:
     attrs = step.__dict__
     out: dict[str, list] = {}
     for key, value_digest in parts.items():
-        value = attrs.get(key)
+        if key not in attrs:  # deleted since the first plan: left out, so the plan says "(removed)"
+            continue
+        value = attrs[key]
         shown = None
         if isinstance(value, _SHOWN) or (isinstance(value, str) and len(value) <= 40):
             shown = repr(value)

@@ -13,6 +13,8 @@ import types
 
 __all__ = ["is_user", "is_user_module"]
 
+_HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class created at run time (by a class statement), not a C type
+
 
 def _library_dirs() -> tuple[str, ...]:
     paths = sysconfig.get_paths()
@@ -43,8 +45,10 @@ def is_user(obj: object) -> bool:
     user's unless it really is one of the built-ins.
     """
     module = getattr(obj, "__module__", None)
-    if module == "builtins" and isinstance(obj, (type, types.FunctionType)):
-        return getattr(builtins, getattr(obj, "__qualname__", ""), None) is not obj
+    if module == "builtins":  # Python code (a heap type, a function) exec'd without __name__ is the user's
+        if isinstance(obj, type):
+            return bool(obj.__flags__ & _HEAPTYPE) and getattr(builtins, obj.__qualname__, None) is not obj
+        return isinstance(obj, types.FunctionType)
     return is_user_module(module)
 
 
