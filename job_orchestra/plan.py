@@ -103,8 +103,8 @@ class PlanRow(NamedTuple):
     availability: Availability
     schedule: Schedule
     reason: str | None = None
-    """Why a stale row is stale, precisely: ``code: Train.run``, ``constant CV_SEED``, ``parameters: lr 0.1 →
-    0.2``, ``upstream: Clean``; for a ``[?]`` row what cannot be hashed (None otherwise)."""
+    """Why a stale row is stale, precisely: ``code: Train.run``, ``constant CV_SEED``,
+    ``parameters: lr 0.1 → 0.2``, ``upstream: Clean``; for a ``[?]`` row what cannot be hashed (else None)."""
 
     @property
     def runs(self) -> bool:

@@ -427,3 +427,18 @@ def test_a_global_counter_the_code_bumps_is_state_but_a_global_setting_it_reads_
     plan = head.execution_plan(show=False)
     assert [r.availability.value for r in plan] == ["[*]", "[~]"] and plan["Use"].reason == "constant THRESHOLD"
     assert head.materialize() == 6 and ns["RUNS"] == 3  # Count is not run again, Use is
+
+
+def test_precise_reasons_reach_the_html_plan_and_the_graph_tooltips():
+    from jupyter_ext import plan_html
+
+    ctx = Context()
+    chain(ctx).materialize()
+    head = chain(ctx, biases={"b": 5})
+    plan = head.execution_plan(show=False)
+    page = plan_html.render_plan(plan)
+    assert "parameters: bias 0 → 5" in page and "upstream: b" in page
+    source = DependencyGraph.of(head, plan).source
+    assert 'tooltip="b: stale (parameters: bias 0 → 5)"' in source
+    assert 'tooltip="c: stale (upstream: b)"' in source
+    assert " [~] (>) b  - parameters: bias 0 → 5" in str(plan).splitlines()
