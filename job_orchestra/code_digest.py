@@ -223,7 +223,7 @@ class _Walker:
             h.update(f"wrapped:{type(member).__module__}.{type(member).__qualname__}".encode())  # lru_cache...
             self.hash_function(h, member.__wrapped__, label)  # type: ignore[attr-defined]
         else:
-            self.add_value_into(vh, member, label)
+            self.add_value_into(vh, member, label, by_content=False)
         self.add_part(label, h)
 
     def add_helper(self, fn: types.FunctionType) -> None:
@@ -258,6 +258,7 @@ class _Walker:
         h.update(b"defaults")
         self.add_value_into(vh, fn.__defaults__, f"default of {label}")
         self.add_value_into(vh, fn.__kwdefaults__, f"default of {label}")
+        state = stored_globals(fn.__code__)
         for var, cell in zip(fn.__code__.co_freevars, fn.__closure__ or ()):
             try:
                 content = cell.cell_contents
@@ -273,13 +274,19 @@ class _Walker:
                 else:
                     h.update(f"{content.__module__}.{content.__qualname__}".encode())
                 self.add_code_object(content)
-            else:
+            elif var in state:  # a log list the code appends to: state, not configuration
+                h.update(b"state")
+            elif _hashed_by_content(content):
                 self.add_value_into(vh, content, f"closure variable {var} of {label}")
+            else:  # a library's object (an Event, a client): by type, as at module level
+                h.update(f"instance of {type(content).__module__}.{type(content).__qualname__}".encode())
+                if isinstance(content, _UNTELLABLE):
+                    self.doubts.append(f"closure variable {var} of {label} is {_describe(content)}")
         wrapped = getattr(fn, "__wrapped__", None)
         if isinstance(wrapped, (types.FunctionType, type)):
             h.update(b"wraps")
             self.add_code_object(wrapped)
-        self.stored.update(stored_globals(fn.__code__))
+        self.stored.update(state)
         self.globals_todo.append((fn.__globals__, names, attrs))
 
     def add_code_object(self, obj: object) -> None:
@@ -291,11 +298,12 @@ class _Walker:
         elif isinstance(obj, types.FunctionType):
             self.add_helper(obj)
 
-    def add_value_into(self, vh: ValueHasher, value: object, label: str) -> None:
-        """Hash a value into a part; a mutable one is watched by content."""
+    def add_value_into(self, vh: ValueHasher, value: object, label: str, *, by_content: bool = True) -> None:
+        """Hash a value into a part; a mutable one is watched by content unless ``by_content`` is False
+        (class attributes: a registry or cache a class keeps is its state, seen when the class is redefined)."""
         digest = _value_digest(value, self.doubts, label)
         vh.tag(digest)
-        if not _is_immutable(value):
+        if by_content and not _is_immutable(value):
             self.watch.append(("value", value, None, digest))
 
     # -- globals ----------------------------------------------------------------------------------------

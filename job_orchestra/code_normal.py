@@ -105,30 +105,51 @@ def _arg_text(arg: object) -> str:
 _MUTATORS = frozenset(
     {"append", "extend", "insert", "remove", "pop", "popitem", "clear", "add", "discard", "update", "setdefault"}
 )
-_SIMPLE_LOADS = frozenset({"LOAD_CONST", "LOAD_FAST", "LOAD_GLOBAL", "LOAD_DEREF", "LOAD_FAST_CHECK"})
+
+
+_STATE_LOADS = frozenset({"LOAD_GLOBAL", "LOAD_NAME", "LOAD_DEREF", "LOAD_CLASSDEREF"})
 
 
 def stored_globals(code: types.CodeType) -> set[str]:
-    """Globals a function (or code nested in it) treats as state: names it assigns or deletes with a
-    ``global`` statement, and containers it changes in place (``LOG.append(x)``, ``CACHE[key] = value``)."""
+    """Globals and closure variables a function (or code nested in it) treats as state: names it assigns or
+    deletes with a ``global`` statement, and containers it changes in place (``LOG.append(x)``,
+    ``CACHE[key(x)] = value``, ``del SEEN[k]``, ``CACHE.setdefault(k, []).append(v)``)."""
     out: set[str] = set()
     stack = [code]
     while stack:
         current = stack.pop()
-        ops = [ins for ins in dis.get_instructions(current) if ins.opname not in _DROPPED]
+        ops = list(dis.get_instructions(current))
         for i, ins in enumerate(ops):
             op = ins.opname
             if op in ("STORE_GLOBAL", "DELETE_GLOBAL"):
                 out.add(ins.argval)
-            elif op in ("LOAD_GLOBAL", "LOAD_NAME") and i + 1 < len(ops):
-                nxt = ops[i + 1]
-                if nxt.opname in ("LOAD_ATTR", "LOAD_METHOD") and nxt.argval in _MUTATORS:
-                    out.add(ins.argval)
-                elif (
-                    i + 2 < len(ops)
-                    and nxt.opname in _SIMPLE_LOADS
-                    and ops[i + 2].opname in ("STORE_SUBSCR", "DELETE_SUBSCR")
-                ):
-                    out.add(ins.argval)
+            elif op in _STATE_LOADS and _changed_in_place(ops, i):
+                out.add(ins.argval)
         stack.extend(c for c in current.co_consts if isinstance(c, types.CodeType))
     return out
+
+
+def _changed_in_place(ops: list[dis.Instruction], i: int) -> bool:
+    """Follow the value ``ops[i]`` loads: True when a mutating method is looked up on it, or when it is the
+    container of an item assignment or deletion; False as soon as anything else uses it (or at a jump)."""
+    depth = 1  # entries on the stack from the loaded value up (the value itself is the lowest)
+    for ins in ops[i + 1 : i + 64]:
+        op = ins.opname
+        if op in ("CACHE", "EXTENDED_ARG"):
+            continue
+        if depth == 2 and op in ("STORE_SUBSCR", "DELETE_SUBSCR"):
+            return True  # value[key] = ..., del value[key]: the value is the container
+        if depth == 1:
+            if op in ("LOAD_ATTR", "LOAD_METHOD"):
+                return ins.argval in _MUTATORS
+            if not op.startswith("LOAD_") and op != "PUSH_NULL":
+                return False  # used by something else: not a change in place (when in doubt, keep hashing)
+        if ins.opcode in _JUMPS or op.startswith(("SWAP", "COPY", "ROT_", "DUP_")):
+            return False
+        try:
+            depth += dis.stack_effect(ins.opcode, ins.arg if ins.opcode >= dis.HAVE_ARGUMENT else None, jump=False)
+        except ValueError:
+            return False
+        if depth < 2:  # the entries above the value were consumed by something that may have taken it too
+            return False
+    return False

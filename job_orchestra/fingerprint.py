@@ -2,20 +2,19 @@
 
 A step's fingerprint hashes three things:
 
-- its **code**: the bytecode, constants and names of every method its class (and its user-defined base
-  classes) defines, recursively through nested functions, closures, decorated functions and the module-level
-  helper functions, classes and simple constants they use. Bytecode is what runs: re-running an unchanged
-  cell, moving it, a new kernel, or a pipeline restored from a snapshot in a fresh process (where no source
-  text exists) give the same fingerprint; editing ``run()`` or anything it uses changes it. Line numbers,
-  file names, comments and class docstrings are left out. A new Python minor version counts as new code.
-- its **parameters**: every attribute of the step object except ``dependencies``, ``ctx`` and
-  ``name_alias`` (so the ``data`` of :meth:`Step.from_data` and the ``output`` of :meth:`Step.stepify`
-  count). Arrays, DataFrames and bytes are hashed through their buffers with xxHash (a 1 GB array takes a
-  few tens of milliseconds); other values through their pickle.
+- its **code** (:mod:`job_orchestra.code_digest`): every method its class and its user-defined base classes
+  define, and what that code reads: helper functions and classes of the user's, module-level values (by
+  content), libraries (by name and version). Code is hashed in a normalised form
+  (:mod:`job_orchestra.code_normal`), so a file, a cell, ``exec``, a reload or a snapshot restored in a
+  fresh process give the same digest; line numbers, comments and docstrings are left out.
+- its **parameters** (:mod:`job_orchestra.step_parameters`): the attributes of the step other than
+  ``dependencies``, ``ctx`` and ``name_alias``, hashed by content (:mod:`job_orchestra.value_hash`).
 - the fingerprints of its **dependencies**, in ``depends_on`` order.
 
-The fingerprint recorded with a result is a string ``"<total>:<code>:<parameters>:<inputs>"``; only equality
-matters, and the parts let a plan say *why* a result is stale.
+The fingerprint recorded with a result is ``"<total>:<code>:<parameters>:<inputs>"`` followed by a small
+record of per-part digests (:mod:`job_orchestra.stale_reasons`); only the total decides, the rest lets a
+plan say precisely *why* a result is stale. This module combines the layers below it; the plan's pass over
+a graph is :mod:`job_orchestra.staleness`.
 """
 
 from __future__ import annotations

@@ -147,3 +147,35 @@ def test_builtins_copied_into_the_globals_by_a_pickle_change_nothing():
     exec(source, restored)
     assert code_record(restored["S"]).digest == code_record(plain["S"]).digest
     assert "library builtins" not in code_record(restored["S"]).parts
+
+
+STATE_SOURCE = """
+def f(self, runs, k, v):
+    LOGS[id(self)] = runs
+    CACHE.setdefault(k, []).append(v)
+    del SEEN[k]
+    OUT.append(v)
+    x = READ[k] + READ2.get(k) + len(READ3)
+    g(READ4, k)
+    READ5.data[k] = 1
+    return x
+"""
+
+
+def test_containers_the_code_changes_in_place_are_state_and_those_it_reads_are_configuration():
+    from job_orchestra.code_normal import stored_globals
+
+    namespace: dict = {}
+    exec(STATE_SOURCE, namespace)
+    assert stored_globals(namespace["f"].__code__) == {"LOGS", "CACHE", "SEEN", "OUT"}
+
+
+def test_a_class_level_registry_filled_by_instances_is_the_class_state():
+    ns = cell(
+        "from job_orchestra import Step\nclass Counter(Step):\n    _logs = {}\n"
+        "    def __init__(self, **kw):\n        super().__init__(**kw)\n        Counter._logs[id(self)] = 0\n"
+        "    def run(self):\n        return 1\n"
+    )
+    ctx = Context()
+    ns["Counter"](ctx=ctx).materialize()
+    assert ns["Counter"](ctx=ctx).execution_plan(show=False)[0].availability.value == "[*]"
