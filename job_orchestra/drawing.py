@@ -45,8 +45,8 @@ def status_of(row: PlanRow) -> str:
         return "head"
     if row.availability is Availability.STALE:
         return "stale"
-    if row.availability is Availability.AVAILABLE:
-        return "cached"
+    if row.availability is Availability.AVAILABLE or row.availability is Availability.UNSURE:
+        return "cached"  # [?]: used as cached; its tooltip says what cannot be told
     if row.schedule is Schedule.RUN:
         return "scheduled"
     return "skipped"

@@ -7,6 +7,7 @@ raised a built-in exception, ours subclasses that built-in so ``except TypeError
 from __future__ import annotations
 
 __all__ = [
+    "AcceptError",
     "ConcurrentStepError",
     "CycleError",
     "DuplicateStepName",
@@ -109,3 +110,8 @@ class WorkerDiedError(PipelineError, RuntimeError):
         self.step = step
         self.exitcode = exitcode
         self.pid = pid
+
+
+class AcceptError(PipelineError, ValueError):
+    """``Step.accept_code()`` cannot accept: the step has no cached result, or it is stale for more than its
+    code (parameters or inputs changed too)."""

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 from . import rendering
 from .graph import PipelineGraph, collect, gc_paused
 from .redefined import find_redefined
+from .staleness import Fingerprints as _Fingerprints
+from .staleness import fingerprint_pass
 
 if TYPE_CHECKING:
     from .step import Step
@@ -58,6 +60,9 @@ class Availability(StrEnum):
     """The Context holds a result computed from other code, parameters or inputs: it will run again."""
     MISSING = "[ ]"
     NO_CONTEXT = "[x]"
+    UNSURE = "[?]"
+    """The Context holds a result, but the plan cannot tell whether it is fresh (the ``reason`` says what
+    could not be hashed, e.g. an open file): it is used as it is, and says so."""
 
     @property
     def marker(self) -> str:
@@ -84,6 +89,15 @@ LEGEND_WITH_STALE = LEGEND.replace("[*] available", "[*] available - [~] stale")
 """The legend of a plan that has a stale row (a plan without one prints exactly 1.1's text)."""
 
 
+def legend_for(rows: list[PlanRow]) -> str:
+    """1.1's legend, plus ``[~] stale`` and ``[?] cannot tell`` when some row shows them."""
+    shown = {row.availability for row in rows}
+    legend = LEGEND_WITH_STALE if Availability.STALE in shown else LEGEND
+    if Availability.UNSURE in shown:
+        legend = legend.replace(" - [ ] n/a", " - [?] cannot tell - [ ] n/a")
+    return legend
+
+
 class PlanRow(NamedTuple):
     """One step of a plan: its name, class, availability and schedule."""
 
@@ -92,17 +106,21 @@ class PlanRow(NamedTuple):
     availability: Availability
     schedule: Schedule
     reason: str | None = None
-    """Why a stale row is stale: "code", "parameters" or "upstream step X changed" (None otherwise)."""
+    """Why a stale row is stale, precisely: ``code: Train.run``, ``constant CV_SEED``,
+    ``parameters: lr 0.1 → 0.2``, ``upstream: Clean``; for a ``[?]`` row what cannot be hashed (else None)."""
 
     @property
     def runs(self) -> bool:
         """True when ``materialize()`` on the head will call this step's ``run()``."""
         return self.schedule is Schedule.RUN or (
-            self.schedule is Schedule.HEAD and self.availability is not Availability.AVAILABLE
+            self.schedule is Schedule.HEAD
+            and self.availability is not Availability.AVAILABLE
+            and self.availability is not Availability.UNSURE
         )
 
     def __str__(self) -> str:
-        return f" {self.availability.value} {self.schedule.value} {self.name}"
+        text = f" {self.availability.value} {self.schedule.value} {self.name}"
+        return f"{text}  - {self.reason}" if self.reason else text
 
 
 def availability(step: Step, name: str) -> Availability:
@@ -126,19 +144,26 @@ def _rows(graph: PipelineGraph, policy: str) -> tuple[list[PlanRow], _Fingerprin
             has_ctx = True
             avail[name] = available if name in ctx else missing
     reasons: dict[str, str] = {}
-    fingerprints = _fingerprint_pass(graph, avail, reasons, policy) if has_ctx else None
+    fingerprints = None
+    if has_ctx:
+        fingerprints, stale, unsure = fingerprint_pass(graph, avail, available, policy)
+        for name in stale:
+            avail[name] = Availability.STALE
+        for name in unsure:
+            avail[name] = Availability.UNSURE
+        reasons.update(stale)
+        reasons.update(unsure)
     # (>) : not available (missing, stale or no context), and reached from the head through such steps.
+    usable = (available, Availability.UNSURE)
     needed = {graph.head}
     for name in reversed(steps):  # consumers come before their dependencies
-        if name in needed and avail[name] is not available:
+        if name in needed and avail[name] not in usable:
             needed.update(deps[name])
     run, skip = Schedule.RUN, Schedule.SKIP
     if reasons:
         get_reason = reasons.get
         rows = [
-            PlanRow(
-                name, type(step).__name__, a, run if name in needed and a is not available else skip, get_reason(name)
-            )
+            PlanRow(name, type(step).__name__, a, run if name in needed and a not in usable else skip, get_reason(name))
             for name, step in steps.items()
             for a in (avail[name],)
         ]
@@ -206,12 +231,9 @@ class ExecutionPlan:
         fp = self._fp
         if fp is None:
             return None
-        if not fp.changed and name not in fp.params:  # the common case, inlined: once per step run
-            deps = self.graph.deps[name]
-            head = fp.heads.get(name)
-            if head is not None and len(deps) == 1:
-                return f"{head}:{fp.effective[deps[0]][:8]}"
-        return fp.fingerprint(name, self.graph)
+        graph = self.graph
+        fast = fp.fast(name, graph.steps[name], graph.deps[name])  # the common case: once per step run
+        return fast if fast is not None else fp.fingerprint(name, graph)
 
     def planned_key(self, name: str) -> str | None:
         """``"<total>:<code>:<parameters>"`` hashes of what ``name`` is planned to run with (None without
@@ -244,9 +266,7 @@ class ExecutionPlan:
         raise KeyError(f"no step named {name_or_index!r} in the plan of {self.graph.head!r}")
 
     def __str__(self) -> str:
-        stale = Availability.STALE
-        legend = LEGEND_WITH_STALE if any(row.availability is stale for row in self.rows) else LEGEND
-        text = legend + "\n" + "\n".join(map(str, self.rows)) + "\n"
+        text = legend_for(self.rows) + "\n" + "\n".join(map(str, self.rows)) + "\n"
         if self.redefined:  # 1.1's text is unchanged otherwise
             notes = [f" (!) {name}: {reason}" for name, reason in self.redefined.items()]
             text += "\n".join(notes) + f"\n Call {self.graph.head}.rebind() to use the current classes.\n"
@@ -274,140 +294,3 @@ class ExecutionPlan:
     def _ipython_display_(self) -> None:
         """In IPython, show the plan through the display layer (live: it updates as the pipeline runs)."""
         rendering.ipython_display(self, fallback=self._repr_mimebundle_())
-
-
-class _Fingerprints:
-    """What a plan knows about fingerprints: for each step ``"<total>:<code>:<parameters>"`` (the inputs part
-    is added when the fingerprint is asked for), the total each step's dependents hash, and the per-parameter
-    digests of steps with parameters (to tell, after a run, which ones ``run()`` changed)."""
-
-    __slots__ = ("changed", "effective", "heads", "params")
-
-    def __init__(self, heads: dict[str, str], effective: dict[str, str], params: dict) -> None:
-        self.heads = heads
-        self.effective = effective
-        self.params = params
-        self.changed: set[str] = set()
-
-    def fingerprint(self, name: str, graph: PipelineGraph) -> str | None:
-        """The fingerprint of ``name`` as things stand (called right after the step ran, to record it)."""
-        head = self.heads.get(name)
-        if head is None:
-            return None
-        deps = graph.deps[name]
-        effective = self.effective
-        planned = self.params.get(name)
-        changed = self.changed
-        if planned is None and not (changed and any(d in changed for d in deps)):
-            if len(deps) == 1:  # the common case: nothing moved since the plan
-                return f"{head}:{effective[deps[0]][:8]}"
-            from .fingerprint import make_fingerprint
-
-            return make_fingerprint(*head.split(":")[1:], [effective[d] for d in deps])[1]
-        from .fingerprint import _NO_PARAMS, combine_params, drop_state, make_fingerprint, param_digests
-
-        step = graph.steps[name]
-        params = _NO_PARAMS
-        if planned is not None:
-            now = param_digests(step)
-            state = [k for k, digest in now.items() if planned.get(k) != digest]
-            if state:
-                drop_state(step, state)
-                now = {k: v for k, v in now.items() if k not in state}
-                self.params[name] = now
-            params = combine_params(now)
-        old_total, code, _ = head.split(":")
-        total, new = make_fingerprint(code, params, [effective[d] for d in deps])
-        if total != old_total:
-            self.heads[name] = f"{total}:{code}:{params}"
-            effective[name] = total
-            changed.add(name)
-        return new
-
-
-def _fingerprint_pass(
-    graph: PipelineGraph, avail: dict[str, Availability], reasons: dict[str, str], policy: str
-) -> _Fingerprints:
-    """Fingerprint every step in execution order; mark stale results in ``avail`` and say why in ``reasons``.
-
-    Dependents hash the fingerprint of the value they will actually receive: the recorded one for a result
-    used from a Context, the hash of its content for a value put in by hand, the new one for a step that runs.
-    """
-    from .fingerprint import (
-        PARAMETER_EXCLUDE,
-        FingerprintPass,
-        digest,
-        given_fingerprint,
-        make_fingerprint,
-        stale_reason,
-        total_of,
-    )
-    from .step import defines_run
-
-    exclude = PARAMETER_EXCLUDE
-    fp_pass = FingerprintPass()
-    step_fingerprint = fp_pass.step
-    steps, deps = graph.steps, graph.deps
-    heads: dict[str, str] = {}  # name -> "<total>:<code>:<parameters>"
-    effective: dict[str, str] = {}  # name -> total of the value its dependents receive
-    rerun = policy == "rerun"
-    available = Availability.AVAILABLE
-    codes: dict[type, str] = {}
-    no_params = "0" * 16
-    for name, step in steps.items():
-        step_deps = deps[name]
-        attrs = step.__dict__
-        code = codes.get(type(step))
-        keys = attrs.get("_jo_parameters")
-        if keys is None:  # first sight of this step: its attributes now are its parameters
-            keys = [k for k in attrs if k not in exclude]
-            keys = attrs["_jo_parameters"] = tuple(sorted(keys)) if keys else ()
-        if code is None or keys:
-            total, fingerprint = step_fingerprint(name, step, [effective[d] for d in step_deps])
-            head = fingerprint.rpartition(":")[0]
-            codes.setdefault(type(step), head.split(":")[1])
-        else:  # the common case inlined (no parameters): this runs once per step per plan
-            joined = effective[step_deps[0]] if len(step_deps) == 1 else "|".join([effective[d] for d in step_deps])
-            total = digest(f"{code}|{no_params}|{joined}".encode())
-            head = f"{total}:{code}:{no_params}"
-        heads[name] = head
-        if avail[name] is available:
-            ctx = step.ctx
-            recorded = ctx._fingerprints.get(name)  # type: ignore[union-attr]
-            if recorded is None:  # put in by hand: it stands for itself, dependents hash its content
-                effective[name] = given_fingerprint(ctx._value_token(name))  # type: ignore[union-attr]
-                continue
-            if recorded.startswith(total) and recorded[len(total)] == ":":  # the totals cover everything
-                effective[name] = total
-                continue
-            if not rerun or not defines_run(step):  # a bare Step(name_alias=...) cannot recompute: use it
-                effective[name] = total_of(recorded)
-                continue
-            avail[name] = Availability.STALE
-            inputs = [effective[d] for d in step_deps]
-            fingerprint = make_fingerprint(*head.split(":")[1:], inputs)[1]
-            kind, index = stale_reason(recorded, fingerprint, list(step_deps), inputs)
-            if kind != "upstream":
-                reasons[name] = kind
-            else:
-                reasons[name] = _upstream_reason(name, index, deps, avail, reasons)
-        effective[name] = total
-    return _Fingerprints(heads, effective, fp_pass.params)
-
-
-def _upstream_reason(
-    name: str, index: int | None, deps: dict[str, tuple[str, ...]], avail: dict[str, Availability], reasons: dict
-) -> str:
-    """ "upstream step X changed", X being the step where the change started when the plan can tell."""
-    candidates = deps[name] if index is None else (deps[name][index],)
-    if index is None:  # prefer an input that is itself stale, then one that will be computed afresh
-        ordered = [d for d in candidates if avail[d] is Availability.STALE]
-        ordered += [d for d in candidates if avail[d] is not Availability.AVAILABLE]
-        candidates = tuple(ordered) or candidates
-    if not candidates:
-        return "upstream steps changed"
-    changed = candidates[0]
-    upstream = reasons.get(changed)
-    if upstream and upstream.startswith("upstream step "):
-        return upstream  # name the root of the change, not every step on the way
-    return f"upstream step {changed} changed"

@@ -173,6 +173,13 @@ class Step:
             print(plan)
         return plan
 
+    def accept_code(self, head: Step | None = None) -> list[str]:
+        """Accept this step's current code without re-running it (after an edit that does not change
+        results); with ``head``, also the steps up to ``head`` stale only because of it. Returns their names."""
+        from .accept import accept_code
+
+        return accept_code(self, head)
+
     def dependency_graph(self) -> DependencyGraph:
         """The pipeline drawn with Graphviz: displays as inline SVG in Jupyter; ``.source`` is DOT."""
         from .drawing import DependencyGraph

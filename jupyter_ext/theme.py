@@ -50,6 +50,7 @@ AVAILABILITY: dict[str, Badge] = {
     "[ ]": Badge("[ ]", "not computed", "#e4e4e4", "#7a7a7a"),
     "[x]": Badge("[x]", "no context", "#d7cdea", "#5b4a82"),
     "[~]": Badge("[~]", "stale", "#f9d29d", "#8a5a00"),
+    "[?]": Badge("[?]", "cannot tell", "#f9e2af", "#8a6d00"),
 }
 SCHEDULE: dict[str, Badge] = {
     "(H)": _from_node("head", "(H)", "head"),
@@ -91,7 +92,7 @@ def legend_html(extra: tuple[object, ...] = ()) -> str:
     """One line of badges explaining the plan's markers (those the core defines, plus ``extra`` ones)."""
     from job_orchestra.plan import Availability
 
-    markers = dict.fromkeys([*Availability, *extra])
+    markers = dict.fromkeys([*(m for m in Availability if m.value != "[?]"), *extra])  # [?] only when shown
     avail = [availability_badge(m) for m in markers]
     parts = [badge_html(b, words=True) for b in (*avail, *SCHEDULE.values(), *RUN_STATE.values())]
     return (

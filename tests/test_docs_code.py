@@ -59,7 +59,8 @@ Train(depends_on=Clean(depends_on=load, ctx=ctx), ctx=ctx).materialize()
 class Clean(Step):  # the code of Clean changed since its result was stored
     def run(self, rows):
         return sorted(r for r in rows if r is not None)
-head = Train(depends_on=Clean(depends_on=load, ctx=ctx), ctx=ctx)
+clean = Clean(depends_on=load, ctx=ctx)
+head = train = Train(depends_on=clean, ctx=ctx)
 """,
     "docs/concepts/parallel-and-command-line.md": """
 from job_orchestra import Step

@@ -285,7 +285,7 @@ def test_attributes_set_by_run_are_not_parameters():
     assert step.materialize() == 3.0
     assert step.execution_plan(show=False).to_run == []  # fitted_ does not make the result stale
     step.alpha = 2.0  # a real parameter changed on the object
-    assert step.execution_plan(show=False)["Fits"].reason == "parameters"
+    assert step.execution_plan(show=False)["Fits"].reason == "parameters: alpha 1.5 → 2.0"
     assert step.materialize() == 4.0
 
 
@@ -322,7 +322,7 @@ def test_a_failure_inside_fingerprinting_never_breaks_a_run(monkeypatch):
     def broken(obj):
         raise RuntimeError("unexpected")
 
-    monkeypatch.setattr(fingerprint, "code_digest", broken)
+    monkeypatch.setattr(fingerprint, "code_record", broken)
     ctx = Context()
     with pytest.warns(RuntimeWarning, match="cannot fingerprint the code of .*Odd"):
         assert Odd(ctx=ctx).materialize() == 5

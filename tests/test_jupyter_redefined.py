@@ -92,7 +92,7 @@ def test_a_cell_run_again_marks_the_step_everywhere_and_rebind_runs_the_new_code
     assert plan.redefined == {}
     assert [(r.name, r.availability.value, r.reason) for r in plan] == [
         ("Load", "[*]", None),
-        ("Model", "[~]", "code"),
+        ("Model", "[~]", "code: Train.run"),
     ]
     assert cell(shell, "head.materialize()")[0].result == 106
 

@@ -81,12 +81,12 @@ def test_edited_code_is_stale_and_reruns_with_its_dependents_only():
     plan = head.execution_plan(show=False)
     assert markers(plan) == [
         ("a", "[*]", "( )", None),
-        ("b", "[~]", "(>)", "code"),
-        ("c", "[~]", "(>)", "upstream step b changed"),
-        ("d", "[~]", "(H)", "upstream step b changed"),
+        ("b", "[~]", "(>)", "code: Edited.run (new)"),
+        ("c", "[~]", "(>)", "upstream: b"),
+        ("d", "[~]", "(H)", "upstream: b"),
     ]
     assert str(plan).splitlines()[0] == LEGEND_11.replace("[*] available", "[*] available - [~] stale")
-    assert str(plan).splitlines()[2] == " [~] (>) b"
+    assert str(plan).splitlines()[2] == " [~] (>) b  - code: Edited.run (new)"  # the 1.1 row, then why
     assert plan.to_run == ["b", "c", "d"]
     assert head.materialize() == 103  # a=1, b=1+100, c=102, d=103
     assert RUNS == ["b", "c", "d"]
@@ -100,7 +100,7 @@ def test_changed_parameter_is_stale_for_parameters():
     chain(ctx).materialize()
     head = chain(ctx, biases={"c": 5})
     plan = head.execution_plan(show=False)
-    assert [r.reason for r in plan] == [None, None, "parameters", "upstream step c changed"]
+    assert [r.reason for r in plan] == [None, None, "parameters: bias 0 → 5", "upstream: c"]
     RUNS.clear()
     assert head.materialize() == 9 and RUNS == ["c", "d"]
 
@@ -114,8 +114,8 @@ def test_an_edit_upstream_of_a_step_without_context_reaches_its_dependents():
     assert markers(plan) == [
         ("a", "[x]", "(>)", None),
         ("b", "[x]", "(>)", None),
-        ("c", "[~]", "(>)", "upstream step b changed"),  # b has no Context: the plan names the input it sees
-        ("d", "[~]", "(H)", "upstream step b changed"),  # the root of the change, not every step on the way
+        ("c", "[~]", "(>)", "upstream: b"),  # b has no Context: the plan names the input it sees
+        ("d", "[~]", "(H)", "upstream: b"),  # the root of the change, not every step on the way
     ]
     RUNS.clear()
     assert head.materialize() == 100 + 3 and RUNS == ["a", "b", "c", "d"]
@@ -129,10 +129,10 @@ def test_hand_set_values_count_as_available_and_their_replacement_reaches_depend
     head = chain(ctx, classes={"a": Edited, "b": Edited})
     plan = head.execution_plan(show=False)
     assert markers(plan) == [
-        ("a", "[~]", "( )", "code"),  # stale, but nothing needs it: b is given
+        ("a", "[~]", "( )", "code: Edited.run (new)"),  # stale, but nothing needs it: b is given
         ("b", "[*]", "( )", None),
-        ("c", "[~]", "(>)", "upstream step b changed"),  # computed from the old b
-        ("d", "[~]", "(H)", "upstream step b changed"),
+        ("c", "[~]", "(>)", "upstream: b"),  # computed from the old b
+        ("d", "[~]", "(H)", "upstream: b"),
     ]
     RUNS.clear()
     assert head.materialize() == 52 and RUNS == ["c", "d"]
@@ -192,7 +192,7 @@ def test_the_graph_styles_stale_steps_apart():
     plan = head.execution_plan(show=False)
     assert [status_of(r) for r in plan] == ["cached", "stale", "stale", "head"]
     source = DependencyGraph.of(head, plan).source
-    assert "b: stale (code)" in source and "dashed" in source
+    assert "b: stale (code: Edited.run (new))" in source and "dashed" in source
 
 
 def test_snapshot_keeps_fingerprints(tmp_path):
@@ -391,7 +391,7 @@ def test_parameters_a_run_changes_become_state_with_a_warning():
     assert plan.to_run == [] and not plan.stale_rows  # nothing stale: the log is not a parameter any more
     assert log == ["a", "b"]
     b.scale = 3  # a real parameter still counts
-    assert [r.reason for r in head.execution_plan(show=False)] == [None, "parameters", "upstream step b changed"]
+    assert [r.reason for r in head.execution_plan(show=False)] == [None, "parameters: scale 2 → 3", "upstream: b"]
     assert head.materialize() == 6 and log == ["a", "b", "b"]
 
 
@@ -426,5 +426,20 @@ def test_a_global_counter_the_code_bumps_is_state_but_a_global_setting_it_reads_
     assert [r.availability.value for r in head.execution_plan(show=False)] == ["[*]", "[*]"]
     ns["THRESHOLD"] = 5
     plan = head.execution_plan(show=False)
-    assert [r.availability.value for r in plan] == ["[*]", "[~]"] and plan["Use"].reason == "code"
+    assert [r.availability.value for r in plan] == ["[*]", "[~]"] and plan["Use"].reason == "constant THRESHOLD"
     assert head.materialize() == 6 and ns["RUNS"] == 3  # Count is not run again, Use is
+
+
+def test_precise_reasons_reach_the_html_plan_and_the_graph_tooltips():
+    from jupyter_ext import plan_html
+
+    ctx = Context()
+    chain(ctx).materialize()
+    head = chain(ctx, biases={"b": 5})
+    plan = head.execution_plan(show=False)
+    page = plan_html.render_plan(plan)
+    assert "parameters: bias 0 → 5" in page and "upstream: b" in page
+    source = DependencyGraph.of(head, plan).source
+    assert 'tooltip="b: stale (parameters: bias 0 → 5)"' in source
+    assert 'tooltip="c: stale (upstream: b)"' in source
+    assert " [~] (>) b  - parameters: bias 0 → 5" in str(plan).splitlines()
