@@ -89,6 +89,22 @@ class Step:
                 )
         self.ctx = ctx
 
+    # -- pickling: cell sources travel with steps defined in a notebook (see .cell_sources) -------------
+    def __getstate__(self) -> dict[str, Any]:
+        from .cell_sources import SOURCES_KEY, cell_sources
+
+        state = self.__dict__
+        sources = cell_sources(type(self))
+        return {**state, SOURCES_KEY: sources} if sources else state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        from .cell_sources import SOURCES_KEY, register
+
+        if SOURCES_KEY in state:
+            state = dict(state)
+            register(state.pop(SOURCES_KEY), type(self))
+        self.__dict__.update(state)
+
     # -- naming -------------------------------------------------------------------------------------
     @property
     def _name(self) -> str:

@@ -1,10 +1,10 @@
 """Static fallbacks of the widgets: what nbconvert, GitHub and the docs show where a widget was.
 
 Renderers without the widget manager (or without the saved widget state, JupyterLab's default when it
-saves a notebook) fall back to the next representation of a widget's output. Each widget output of this
+saves a notebook) fall back to the next representation of a widget's output. The widget output of this
 package therefore carries ``text/html`` of its state beside ``application/vnd.jupyter.widget-view+json``,
-and updates it when the state it shows is final (the end of a run, the end of a cell). The progress bar,
-once its run is over, is replaced by its static picture altogether: nothing is left to animate.
+and updates it when the state it shows is final (the end of a cell, a button's action). The progress bar
+is that static picture alone, redrawn in place while the run goes (see :mod:`.progress`).
 
 The fallback is one line of HTML in a ``<div class="jo-static">`` without scripts, so sanitizers that drop
 ``<script>`` (GitHub) and ``style`` keep its words, its table and its SVG.

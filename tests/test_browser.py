@@ -242,7 +242,7 @@ head.execution_plan()""",
     """class Train(Step):  # the cell edited and run again
     def run(self, x):
         return x * 100""",
-    "head.execution_plan()",
+    "from jupyter_ext import show\nshow(head.execution_plan(), live=False)  # a picture of this moment",
     "head.rebind()",
     "head.materialize()",
 ]

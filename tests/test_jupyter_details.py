@@ -91,7 +91,7 @@ def test_the_progress_label_names_a_step_started_right_after_another():
         bar.update(run, force=True)  # between two steps: nothing runs
         run.running.append("Clean")
         bar.update(run)  # unforced, inside the throttling window, yet the new step is named at once
-        assert "running <b>Clean</b>" in bar.label.value
+        assert "running <b>Clean</b>" in bar.html
     finally:
         run.finished = True
         bar.update(run, force=True)

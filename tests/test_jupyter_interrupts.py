@@ -62,7 +62,8 @@ def test_an_interrupt_says_what_is_kept_and_what_is_left_in_a_neutral_colour(see
     assert "failed" not in page
     bar = RunProgress(run)
     bar.update(run, force=True)
-    assert bar.bar.bar_style == "" and bar.bar.value == stop_at  # not the red "danger" of a failure
+    assert "background:#7a7a7a" in bar.html and "#9b1c1c" not in bar.html  # grey, not the red of a failure
+    assert f"width:{round(100 * stop_at / N)}%" in bar.html
     plan = ExecutionPlan.of(head)
     assert runs.statuses(plan) == {}  # the interrupted step is not marked failed: it simply runs again
     assert sorted(k for k in ctx if k != "context_meta") == sorted(f"L{k}" for k in range(stop_at))

@@ -126,8 +126,8 @@ def test_in_a_kernel_displays_keep_the_final_state_and_materialize_shows_progres
 
     (progress,) = [o for o in run_cell.outputs if o["output_type"] == "display_data"]
     assert progress["data"]["text/plain"] == "<job-orchestra progress of materialize(Then)>"
-    # Once the run is over the bar is replaced by its final picture in static HTML, and the widget closed:
-    # exports (nbconvert, GitHub) show the finished bar, whatever widget state is saved.
+    # The bar is HTML updated in place (no widget: see jupyter_ext.progress), in its final state once the run
+    # is over: exports (nbconvert, GitHub) show the finished bar.
     assert "application/vnd.jupyter.widget-view+json" not in progress["data"]
     final = progress["data"]["text/html"]
     assert final.startswith('<div class="jo-static jo-static-progress">') and "2/2 steps, done" in final
