@@ -7,7 +7,7 @@ if another run has just recorded it in the shared Context, the claim returns the
 A step is identified by where its result goes (its Context and name, or the step object when it has no
 Context) and by the planned hash of its code, parameters and inputs, so a run whose inputs differ computes
 its own. A finished result is kept here only while another run that planned to compute it has not claimed
-it yet (runs register what they plan to run when they start); failures are never kept.
+it yet (a run registers before it plans, then narrows to what its plan runs); failures are never kept.
 
 Deadlock-free by construction: a serial run blocks on an entry only while it computes nothing itself, a
 parallel run never blocks (a foreign entry is one more handle it waits for), and a step whose own ``run()``
@@ -210,7 +210,8 @@ class RunTicket:
                         return Claim(None, stored)
                 self.inflight[name] = [key, None]
                 return None
-        if owner_thread == threading.get_ident() or key in getattr(_RUNNING_HERE, "keys", ()):
+        here = getattr(_RUNNING_HERE, "keys", ())
+        if owner_thread == threading.get_ident() or any(_same(k, key) for k in here):
             raise InvalidStepError(
                 f"Step {name!r}'s run() calls materialize() on a pipeline that needs {name!r} itself, which would "
                 "wait for its own result forever. Materialize only what the step depends on, or pass the "
