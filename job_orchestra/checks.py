@@ -54,7 +54,11 @@ def _run_problem(step: Step) -> str | None:
     kind = type(step)
     own = vars(step).get("run", _MISSING)
     if own is not _MISSING:  # replaced on the instance
-        return None if callable(own) else f"its attribute run is {type(own).__name__} {own!r}, not a method"
+        return (
+            None
+            if callable(own)
+            else f"has run replaced on the instance by {own!r} ({type(own).__name__}), not a method"
+        )
     declared = inspect.getattr_static(kind, "run", _MISSING)
     if declared is Step.__dict__["run"]:
         return "does not define run(self, *inputs)"
@@ -63,9 +67,9 @@ def _run_problem(step: Step) -> str | None:
     if isinstance(declared, classmethod):
         return "declares run as a @classmethod, so it gets the class instead of the step"
     if not callable(declared) and not hasattr(declared, "__get__"):
-        return f"its run is {type(declared).__name__} {declared!r}, not a method"
+        return f"has run = {declared!r} ({type(declared).__name__}), not a method"
     if not callable(getattr(step, "run", None)):
-        return f"its run is {type(step.run).__name__}, not a method"
+        return f"has a run attribute that gives {type(step.run).__name__}, not a method"
     return None
 
 
