@@ -232,6 +232,7 @@ def test_other_processes_are_still_prepared_with_the_main_module(tmp_path):
     import multiprocessing.spawn
 
     before = multiprocessing.spawn.get_preparation_data("other")
+    assert {"init_main_from_name", "init_main_from_path"} & before.keys()  # pytest's own main module
     assert Healthy(2, str(tmp_path), name_alias="one").materialize("processes", max_workers=1) == 2
     after = multiprocessing.spawn.get_preparation_data("other")
     assert after.keys() == before.keys()
