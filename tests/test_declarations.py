@@ -151,7 +151,7 @@ async def _coroutine():
 
 
 class Iterish:
-    """Not an Iterator subclass, but its iter() is itself: one pass only."""
+    """Not an Iterator subclass, but its iter() is itself: one pass only (found without calling iter())."""
 
     def __init__(self):
         self.items = [1, 2]
@@ -170,6 +170,13 @@ class Reiterable:
 
     def __iter__(self):
         return iter([1, 2])
+
+
+class QueryLike:
+    """Iterating it has a side effect (like running a database query): the check must not iterate it."""
+
+    def __iter__(self):
+        raise AssertionError("iterated while being stored")
 
 
 ONE_SHOT = {
@@ -204,6 +211,7 @@ KEPT = {
     "dataframe": lambda: pd.DataFrame({"a": [1, 2]}),
     "series": lambda: pd.Series([1, 2]),
     "reiterable": lambda: Reiterable(),
+    "iterating-has-side-effects": lambda: QueryLike(),
     "dict-view": lambda: {"a": 1}.keys(),
 }
 
