@@ -54,7 +54,11 @@ def _run_problem(step: Step) -> str | None:
     kind = type(step)
     own = vars(step).get("run", _MISSING)
     if own is not _MISSING:  # replaced on the instance
-        return None if callable(own) else f"its attribute run is {type(own).__name__} {own!r}, not a method"
+        return (
+            None
+            if callable(own)
+            else f"has run replaced on the instance by {own!r} ({type(own).__name__}), not a method"
+        )
     declared = inspect.getattr_static(kind, "run", _MISSING)
     if declared is Step.__dict__["run"]:
         return _NO_RUN
@@ -63,9 +67,9 @@ def _run_problem(step: Step) -> str | None:
     if isinstance(declared, classmethod):
         return "declares run as a @classmethod, so it gets the class instead of the step"
     if not callable(declared) and not hasattr(declared, "__get__"):
-        return f"its run is {type(declared).__name__} {declared!r}, not a method"
+        return f"has run = {declared!r} ({type(declared).__name__}), not a method"
     if not callable(getattr(step, "run", None)):
-        return f"its run is {type(step.run).__name__}, not a method"
+        return f"has a run attribute that gives {type(step.run).__name__}, not a method"
     return None
 
 
@@ -106,26 +110,21 @@ _REITERABLE = (str, bytes, bytearray, memoryview, list, tuple, dict, set, frozen
 
 def one_shot_kind(value: Any) -> str | None:
     """A description of ``value`` if it can be consumed only once (a generator, a ``map``/``filter``/``zip``
-    object, an open file, any iterator: an object whose ``iter()`` is itself), else None.
+    object, an open file, a coroutine, any iterator), else None.
 
-    Containers (lists, dicts, arrays, DataFrames) give a fresh iterator each time and are not one-shot.
+    An iterator is an object whose ``iter()`` is itself; Python requires such an object to have
+    ``__next__``, so the check is ``isinstance(value, Iterator)`` and ``iter()`` is never called (an
+    ``__iter__`` may have side effects, such as running a database query). Containers (lists, dicts,
+    arrays, DataFrames) give a fresh iterator each time and are not one-shot.
     """
-    if isinstance(value, _REITERABLE) or value is None:
+    if value is None or isinstance(value, _REITERABLE) or not isinstance(value, _ALWAYS_ONE_SHOT):
         return None
     kind = type(value)
-    if isinstance(value, _ALWAYS_ONE_SHOT):
-        if hasattr(value, "read") or hasattr(value, "readline"):
-            return f"an open file or stream ({kind.__module__}.{kind.__qualname__})"
-        if isinstance(value, CoroutineType):
-            return "a coroutine (an async function called without await)"
-        return f"a one-shot iterator ({kind.__module__}.{kind.__qualname__})"
-    if getattr(kind, "__iter__", None) is None:
-        return None
-    try:
-        it = iter(value)
-    except Exception:  # __iter__ that refuses: not something a consumer can loop over anyway
-        return None
-    return f"an iterator whose iter() is itself ({kind.__module__}.{kind.__qualname__})" if it is value else None
+    if hasattr(value, "read") or hasattr(value, "readline"):
+        return f"an open file or stream ({kind.__module__}.{kind.__qualname__})"
+    if isinstance(value, CoroutineType):
+        return "a coroutine (an async function called without await)"
+    return f"a one-shot iterator ({kind.__module__}.{kind.__qualname__})"
 
 
 def refuse_one_shot(name: str, step: Step, value: Any) -> None:

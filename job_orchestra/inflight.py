@@ -7,7 +7,7 @@ if another run has just recorded it in the shared Context, the claim returns the
 A step is identified by where its result goes (its Context and name, or the step object when it has no
 Context) and by the planned hash of its code, parameters and inputs, so a run whose inputs differ computes
 its own. A finished result is kept here only while another run that planned to compute it has not claimed
-it yet (runs register what they plan to run when they start); failures are never kept.
+it yet (a run registers before it plans, then narrows to what its plan runs); failures are never kept.
 
 Deadlock-free by construction: a serial run blocks on an entry only while it computes nothing itself, a
 parallel run never blocks (a foreign entry is one more handle it waits for), and a step whose own ``run()``
@@ -145,7 +145,7 @@ class RunTicket:
         self.thread: int | None = None  # where a serial run's steps run
         self.steps = graph.steps
         self.pending = set(graph.steps)  # until the plan is made, every step might be planned
-        self.inflight: dict[str, list] = {}  # name -> [key, Entry once somebody waits] for what runs now
+        self.inflight: dict[str, Entry | None] = {}  # what this run computes now (an Entry once awaited)
         with _LOCK:
             _ACTIVE.add(self)
 
@@ -181,36 +181,43 @@ class RunTicket:
     def claim(self, name: str) -> Claim | None:
         """None: this run computes ``name`` (then :meth:`finish` or :meth:`fail` it). Otherwise a
         :class:`Claim` on the result another run computes or has just recorded."""
-        step = self.steps[name]
-        anchor = step.ctx
-        planned = self.plan.planned_key(name)  # type: ignore[union-attr]
-        key = (id(step if anchor is None else anchor), name, planned)
-        owner_thread = None
+        anchor = self.steps[name].ctx
         with _LOCK:
             self.pending.discard(name)
+            if not _KEPT and len(_ACTIVE) == 1:  # alone: only a Context may hold a newer result
+                if anchor is not None:
+                    planned = self.plan.planned_key(name)  # type: ignore[union-attr]
+                    if planned is not None:
+                        stored = _recorded(anchor, name, planned)
+                        if stored is not _NOTHING:
+                            return Claim(None, stored)
+                self.inflight[name] = None
+                return None
+            key = self.key(name)
+            owner_thread = None
             entry = _KEPT.get(key[:2]) if _KEPT else None
             if entry is not None and not _same(entry.key, key):
                 entry = None
             if entry is not None:
                 if not _wanted(key, None):
                     del _KEPT[key[:2]]
-            elif len(_ACTIVE) > 1:
+            else:
                 for ticket in _ACTIVE:
-                    running = ticket.inflight.get(name)
-                    if running is not None and ticket is not self and _same(running[0], key):
-                        entry = running[1]
+                    if ticket is not self and name in ticket.inflight and _same(ticket.key(name), key):
+                        entry = ticket.inflight[name]
                         if entry is None:
-                            entry = running[1] = Entry(key, name, self._anchor(name))
+                            entry = ticket.inflight[name] = Entry(key, name, self._anchor(name))
                         owner_thread = ticket.thread
                         break
             if entry is None:
-                if anchor is not None and planned is not None:
-                    stored = _recorded(anchor, name, planned)
+                if anchor is not None and key[2] is not None:
+                    stored = _recorded(anchor, name, key[2])
                     if stored is not _NOTHING:
                         return Claim(None, stored)
-                self.inflight[name] = [key, None]
+                self.inflight[name] = None
                 return None
-        if owner_thread == threading.get_ident() or key in getattr(_RUNNING_HERE, "keys", ()):
+        here = getattr(_RUNNING_HERE, "keys", ())
+        if owner_thread == threading.get_ident() or any(_same(k, key) for k in here):
             raise InvalidStepError(
                 f"Step {name!r}'s run() calls materialize() on a pipeline that needs {name!r} itself, which would "
                 "wait for its own result forever. Materialize only what the step depends on, or pass the "
@@ -223,16 +230,18 @@ class RunTicket:
         if len(_ACTIVE) == 1:
             return False
         with _LOCK:
-            return _wanted(self.inflight[name][0], self)
+            return _wanted(self.key(name), self)
 
     def finish(self, name: str, value: Any, fetch: Callable[[], Any] | None = None) -> None:
         """Publish the result of a step this run computed; it is kept only for runs that still plan it."""
         with _LOCK:
-            key, entry = self.inflight.pop(name)
-            if len(_ACTIVE) > 1 and _wanted(key, self):
-                if entry is None:
-                    entry = Entry(key, name, self._anchor(name))
-                _KEPT[key[:2]] = entry
+            entry = self.inflight.pop(name)
+            if len(_ACTIVE) > 1:
+                key = self.key(name)
+                if _wanted(key, self):
+                    if entry is None:
+                        entry = Entry(key, name, self._anchor(name))
+                    _KEPT[key[:2]] = entry
         if entry is not None:
             entry.value, entry.fetch = value, fetch
             entry._settle()
@@ -240,7 +249,7 @@ class RunTicket:
     def fail(self, name: str, error: BaseException) -> None:
         """The step failed (or was interrupted): waiters get the error; a later claim computes it afresh."""
         with _LOCK:
-            _, entry = self.inflight.pop(name, (None, None))
+            entry = self.inflight.pop(name, None)
         if entry is not None:
             entry.error = error
             entry._settle()
@@ -255,7 +264,7 @@ class RunTicket:
             owned = list(self.inflight.values())
             self.inflight = {}
         interrupted = KeyboardInterrupt("the run computing it was interrupted and left it running")
-        for _, entry in owned:
+        for entry in owned:
             if entry is not None:
                 entry.error = interrupted
                 entry._settle()

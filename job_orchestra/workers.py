@@ -34,20 +34,22 @@ _STARTING = threading.local()  # .ours: this thread is starting one of our worke
 _MAIN_KEYS = ("init_main_from_path", "init_main_from_name")
 
 
-def _preparation_data(name: str, _original: Any = multiprocessing.spawn.get_preparation_data) -> dict:
-    """``multiprocessing.spawn.get_preparation_data`` without the main script for our own workers."""
-    data = _original(name)
-    if getattr(_STARTING, "ours", False):
-        for key in _MAIN_KEYS:
-            data.pop(key, None)
-    return data
-
-
 def _install() -> None:
-    """Route how multiprocessing prepares a new process through :func:`_preparation_data` (once); it
-    changes nothing for processes other than ours."""
-    if multiprocessing.spawn.get_preparation_data is not _preparation_data:
-        multiprocessing.spawn.get_preparation_data = _preparation_data  # type: ignore[assignment]
+    """Wrap how multiprocessing prepares a new process (once), so that our own workers are prepared without
+    the main script; every other process is prepared exactly as before."""
+    current = multiprocessing.spawn.get_preparation_data
+    if getattr(current, "_job_orchestra", False):
+        return
+
+    def preparation_data(name: str) -> dict:
+        data = current(name)
+        if getattr(_STARTING, "ours", False):
+            for key in _MAIN_KEYS:
+                data.pop(key, None)
+        return data
+
+    preparation_data._job_orchestra = True  # type: ignore[attr-defined]
+    multiprocessing.spawn.get_preparation_data = preparation_data  # type: ignore[assignment]
 
 
 def describe_exit(exitcode: int | None) -> str:

@@ -307,3 +307,60 @@ def test_a_context_changed_during_a_run_gives_every_consumer_the_same_value(
     total = Sum(depends_on=deps).materialize(executor, stale=stale)
     assert len(set(seen)) == 1, f"consumers saw a mix: {seen}"
     assert total == seen[0] * len(deps)
+
+
+class Jittery(Step):
+    """Counts its runs in memory; pauses a generated moment so that runs interleave in many ways."""
+
+    calls: dict[str, int] = {}
+    lock = threading.Lock()
+
+    def __init__(self, value: int, pause: float, **kw) -> None:
+        super().__init__(**kw)
+        self.value, self.pause = value, pause
+
+    def run(self, *inputs: Box) -> Box:
+        with Jittery.lock:
+            Jittery.calls[str(self)] = Jittery.calls.get(str(self), 0) + 1
+        threading.Event().wait(self.pause)
+        return Box(self.value + sum(i.value for i in inputs))
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    callers=st.lists(st.sampled_from([None, "threads"]), min_size=2, max_size=4),
+)
+def test_many_runs_at_once_on_random_heads_run_each_step_exactly_once(seed, callers):
+    """No gates: several threads materialize random heads of one pipeline at once; every step has a
+    Context, so across all of them each needed step runs exactly once, and nobody deadlocks."""
+    rng = random.Random(seed)
+    ctx = Context()
+    steps: list[Jittery] = []
+    for i in range(rng.randint(3, 12)):
+        deps = rng.sample(steps, rng.randint(0, min(3, len(steps)))) if steps else []
+        steps.append(
+            Jittery(rng.randint(1, 9), rng.choice([0, 0, 0.001, 0.005]), depends_on=deps, name_alias=f"j{i}", ctx=ctx)
+        )
+    heads = [rng.choice(steps) for _ in callers]
+    Jittery.calls = {}
+    out: dict[int, object] = {}
+    start = threading.Barrier(len(callers))
+
+    def go(i, head, executor):
+        start.wait(WAIT)
+        try:
+            out[i] = head.materialize(executor)
+        except BaseException as exc:  # reported below
+            out[i] = exc
+
+    threads = [threading.Thread(target=go, args=(i, h, e)) for i, (h, e) in enumerate(zip(heads, callers))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(WAIT)
+    assert not any(t.is_alive() for t in threads), "a run hangs"
+    for i, head in enumerate(heads):
+        assert isinstance(out[i], Box) and out[i].value == naive(head), out[i]
+        assert out[i] is ctx[str(head)]
+    assert Jittery.calls == dict.fromkeys(set().union(*(needed(h) for h in heads)), 1)

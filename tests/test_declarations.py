@@ -73,10 +73,10 @@ MISTAKES = {
     "staticmethod": (lambda **kw: Static(**kw), r"declares run as a @staticmethod"),
     "staticmethod-no-args": (lambda **kw: StaticNoArgs(**kw), r"declares run as a @staticmethod"),
     "classmethod": (lambda **kw: Klass(**kw), r"declares run as a @classmethod"),
-    "class-attribute-int": (lambda **kw: NotCallable(**kw), r"its run is int 5, not a method"),
-    "class-attribute-none": (lambda **kw: NoneRun(**kw), r"its run is NoneType None, not a method"),
-    "property": (lambda **kw: PropertyRun(**kw), r"its run is str, not a method"),
-    "instance-attribute": (_instance_not_callable, r"its attribute run is str 'oops', not a method"),
+    "class-attribute-int": (lambda **kw: NotCallable(**kw), r"has run = 5 \(int\), not a method"),
+    "class-attribute-none": (lambda **kw: NoneRun(**kw), r"has run = None \(NoneType\), not a method"),
+    "property": (lambda **kw: PropertyRun(**kw), r"has a run attribute that gives str, not a method"),
+    "instance-attribute": (_instance_not_callable, r"has run replaced on the instance by 'oops' \(str\), not a method"),
 }
 
 
@@ -88,9 +88,11 @@ def clear():
 @pytest.mark.parametrize("kind", sorted(MISTAKES))
 @pytest.mark.parametrize("executor", [None, "threads"])
 @pytest.mark.parametrize("where", ["head", "middle"])
-def test_a_run_that_is_not_a_plain_method_is_refused_before_anything_runs(kind, executor, where):
+@pytest.mark.parametrize("with_ctx", [False, True], ids=["no-ctx", "ctx"])
+def test_a_run_that_is_not_a_plain_method_is_refused_before_anything_runs(kind, executor, where, with_ctx):
     make, says = MISTAKES[kind]
-    faulty = make(depends_on=Load(), name_alias="faulty")
+    ctx = Context() if with_ctx else None  # with a Context the plan fingerprints the steps first
+    faulty = make(depends_on=Load(ctx=ctx), name_alias="faulty", ctx=ctx)
     head = faulty if where == "head" else Plain(depends_on=faulty)
     with pytest.raises(InvalidStepError, match=rf"Step 'faulty' \(\w+\) {says}.*def run\(self, \*inputs\)"):
         head.materialize(executor)
@@ -149,7 +151,7 @@ async def _coroutine():
 
 
 class Iterish:
-    """Not an Iterator subclass, but its iter() is itself: one pass only."""
+    """Not an Iterator subclass, but its iter() is itself: one pass only (found without calling iter())."""
 
     def __init__(self):
         self.items = [1, 2]
@@ -168,6 +170,13 @@ class Reiterable:
 
     def __iter__(self):
         return iter([1, 2])
+
+
+class QueryLike:
+    """Iterating it has a side effect (like running a database query): the check must not iterate it."""
+
+    def __iter__(self):
+        raise AssertionError("iterated while being stored")
 
 
 ONE_SHOT = {
@@ -202,6 +211,7 @@ KEPT = {
     "dataframe": lambda: pd.DataFrame({"a": [1, 2]}),
     "series": lambda: pd.Series([1, 2]),
     "reiterable": lambda: Reiterable(),
+    "iterating-has-side-effects": lambda: QueryLike(),
     "dict-view": lambda: {"a": 1}.keys(),
 }
 

@@ -225,3 +225,16 @@ def test_a_script_without_a_main_guard_runs_on_processes(tmp_path, how):
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["top level ran in main", "total 55"]  # the workers never ran the script
     assert "Error" not in done.stderr and "BrokenProcessPool" not in done.stderr, done.stderr
+
+
+def test_other_processes_are_still_prepared_with_the_main_module(tmp_path):
+    """Only our own workers skip the main script: processes started otherwise are prepared as before."""
+    import multiprocessing.spawn
+
+    before = multiprocessing.spawn.get_preparation_data("other")
+    assert {"init_main_from_name", "init_main_from_path"} & before.keys()  # pytest's own main module
+    assert Healthy(2, str(tmp_path), name_alias="one").materialize("processes", max_workers=1) == 2
+    after = multiprocessing.spawn.get_preparation_data("other")
+    assert after.keys() == before.keys()
+    assert after.get("init_main_from_name") == before.get("init_main_from_name")
+    assert after.get("init_main_from_path") == before.get("init_main_from_path")
