@@ -1,8 +1,8 @@
 """Every speed goal of issue 13 (items 1-5) as one table: figure, reference, ratio, goal, met?
 
     python benchmarks/run.py                  # everything (about 15 minutes on 2 cores)
-    python benchmarks/run.py --quick          # smaller sizes and fewer runs: a smoke run of a minute or two
-    python benchmarks/run.py --only dask,startup --json out.json
+    python benchmarks/run.py --quick          # smaller sizes, fewer runs, no peers: a smoke run of about 2 minutes
+    python benchmarks/run.py --only dask,startup --json out.json --no-peers
 
 Each figure is compared with a reference measured in the same run, on the same machine, runs interleaved.
 Figures are medians of several runs, with min-max; CPU time (this process, and child processes: pool and
@@ -160,7 +160,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smaller sizes and fewer runs (a smoke run)")
     parser.add_argument("--json", default=str(HERE / "results.json"), help="where to write the results as JSON")
     parser.add_argument("--only", default=",".join(GROUPS), help=f"comma-separated groups among {', '.join(GROUPS)}")
-    parser.add_argument("--no-peers", action="store_true", help="skip the side-by-side run of Hamilton and pipefunc")
+    parser.add_argument(
+        "--peers",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="run Hamilton and pipefunc side by side (parallel.py) at the end; default: yes, except with --quick",
+    )
     args = parser.parse_args(argv)
     groups = [g.strip() for g in args.only.split(",") if g.strip()]
     unknown = sorted(set(groups) - set(GROUPS))
@@ -199,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": info,
         "rows": rows,
     }
-    if not args.no_peers:
+    if args.peers or (args.peers is None and not args.quick):
         print()
         result["peers"] = peers(args.quick)
     info["load_at_end"] = list(os.getloadavg())
