@@ -395,7 +395,7 @@ def report(name: str, r: dict[str, Any]) -> None:
             _row(f"{N_CPU} CPU-bound steps on {where[kind]}", _secs(t), f"{up:.2f}x  {ok}")
     for key in sorted((k for k in r if k.startswith("wide ")), key=lambda k: (int(k.split()[1]), k)):
         _, n, how = key.split()
-        label = f"{int(n):,}-step wide pipeline, {'2 threads' if how == 'threads' else 'serial'}, per step"
+        label = f"{int(n):,}-step wide pipeline, {'2 threads' if how == 'threads' else 'serial'}, build + run per step"
         value = r[key]
         if isinstance(value, str):
             _row(label, "n/a", value)
@@ -425,7 +425,8 @@ def main(quick: bool = False, peers: bool = True) -> dict[str, Any]:
         print("\n  (peers: Hamilton runs threads through its FutureAdapter, not processes (see above); pipefunc")
         print("   through Pipeline.map with an executor. The peers are not measured on Dask. They run after")
         print("   job-orchestra, in their own environment: on a loaded machine compare each library's speed-ups,")
-        print("   not seconds across libraries.)")
+        print("   not seconds across libraries. pipefunc's wide figures are almost all Pipeline construction,")
+        print("   which grows with the square of the steps: 200 steps took 1.2 s to build and 4 ms to run.)")
     return results
 
 
