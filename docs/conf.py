@@ -59,7 +59,7 @@ def _draw_layers() -> None:
         page.write_text(f"Graphviz's `dot` is not installed; the diagram's source:\n\n```text\n{source}```\n")
     else:
         (out / "layers.svg").write_text(svg)
-        page.write_text("![The modules of job_orchestra by layer, with their imports](layers.svg)\n")
+        page.write_text("![The modules of job_orchestra by layer, with their imports](_generated/layers.svg)\n")
 
 
 _draw_layers()

@@ -14,7 +14,7 @@ from types import CoroutineType, GeneratorType
 from typing import TYPE_CHECKING, Any
 
 from .errors import InvalidStepError, MissingResultError
-from .graph import PipelineGraph, run_arity
+from .graph import Node, PipelineGraph, run_arity
 
 if TYPE_CHECKING:
     from .step import Step
@@ -49,8 +49,6 @@ def check_declarations(graph: PipelineGraph) -> None:
 
 def _run_problem(step: Step) -> str | None:
     """What is wrong with how ``step`` declares ``run``, or None."""
-    from .step import Step
-
     kind = type(step)
     own = vars(step).get("run", _MISSING)
     if own is not _MISSING:  # replaced on the instance
@@ -60,7 +58,7 @@ def _run_problem(step: Step) -> str | None:
             else f"has run replaced on the instance by {own!r} ({type(own).__name__}), not a method"
         )
     declared = inspect.getattr_static(kind, "run", _MISSING)
-    if declared is Step.__dict__["run"]:
+    if declared is Node.__dict__["run"]:
         return _NO_RUN
     if isinstance(declared, staticmethod):
         return "declares run as a @staticmethod, so it gets no self and its inputs are miscounted"

@@ -15,6 +15,7 @@ needs is missing (Graphviz's ``dot`` for ``graph``), 130 interrupted (Ctrl-C).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import importlib.util
 import os
@@ -29,6 +30,9 @@ from typing import Any
 from .context import Context
 from .errors import PipelineError, SnapshotExistsError
 from .events import Callback
+from .graph import collect
+from .progress import ProgressBar
+from .snapshot import check_replaceable, store
 from .step import Step
 from .tracebacks import print_user_traceback
 
@@ -62,7 +66,7 @@ def _import_target(source: str) -> Any:
         except Exception as exc:
             traceback.print_exc()
             raise UsageError(f"{source} raised {type(exc).__name__} while loading: {exc}") from None
-        import cloudpickle
+        import cloudpickle  # only the pipeline-loading path needs it
 
         cloudpickle.register_pickle_by_value(module)  # workers (even a remote cluster's) need not have the file
         return module
@@ -101,15 +105,11 @@ def find_head(target: str) -> Step:
 
 
 def _contexts(head: Step) -> dict[int, Context]:
-    from .graph import collect
-
     return {id(s.ctx): s.ctx for s in collect(head).steps.values() if s.ctx is not None}
 
 
 def _fill_from_snapshot(head: Step, snapshot: Context) -> int:
     """Put the snapshot's results into the Contexts of the steps that lack them; return how many."""
-    from .graph import collect
-
     filled = 0
     for name, step in collect(head).steps.items():
         ctx = step.ctx
@@ -148,8 +148,6 @@ def _say(message: str) -> None:
 # -- snapshots ------------------------------------------------------------------------------------------
 def _check_snapshot_target(directory: str) -> None:
     """Refuse, before anything runs, a --snapshot path that is not ours to replace."""
-    from .snapshot import check_replaceable
-
     try:
         check_replaceable(Path(directory), True)
     except SnapshotExistsError as exc:
@@ -158,8 +156,6 @@ def _check_snapshot_target(directory: str) -> None:
 
 def _write_snapshot(head: Step, directory: str) -> None:
     """Store the pipeline's results (and the pipeline) at ``directory``, replacing a previous snapshot."""
-    from .graph import collect
-
     contexts = _contexts(head)
     if not contexts:
         _say("--snapshot: no step of this pipeline has a Context: nothing to store")
@@ -171,7 +167,6 @@ def _write_snapshot(head: Step, directory: str) -> None:
         for name, step in collect(head).steps.items():
             if step.ctx is not None and name in step.ctx:
                 ctx._put_result(name, step.ctx[name], step.ctx.fingerprint(name))
-    from .snapshot import store
 
     target = Path(directory)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -204,7 +199,7 @@ def _executor(args: argparse.Namespace, stack: Any) -> Any:
     if kind != "dask":
         return kind
     try:
-        from distributed import Client, LocalCluster
+        from distributed import Client, LocalCluster  # optional: the dask extra
     except ImportError:
         raise UsageError("--executor dask needs dask.distributed: pip install 'job-orchestra[dask]'") from None
     if args.dask_address:
@@ -216,10 +211,6 @@ def _executor(args: argparse.Namespace, stack: Any) -> Any:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    import contextlib
-
-    from .progress import ProgressBar
-
     if args.snapshot:
         _check_snapshot_target(args.snapshot)
     head = _resolve_head(args)
@@ -279,7 +270,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
 
 def _cmd_graph(args: argparse.Namespace) -> int:
-    import graphviz
+    import graphviz  # only `graph -o` draws
 
     graph = _resolve_head(args).dependency_graph()
     out = Path(args.output)

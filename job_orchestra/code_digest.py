@@ -36,6 +36,7 @@ __all__ = ["CodeRecord", "code_digest", "code_record"]
 
 _SALT = f"{ALGORITHM}|{sys.implementation.cache_tag}|v2|".encode()
 _MISSING = object()
+_OUR_BASES = frozenset({("job_orchestra.step", "Step"), ("job_orchestra.graph", "Node")})  # never hashed
 
 _IGNORED_CLASS_ATTRS = frozenset(
     {
@@ -179,7 +180,7 @@ class _Walker:
             return
         self.seen.add(id(cls))
         for klass in cls.__mro__:
-            if klass is object or (klass.__name__ == "Step" and klass.__module__ == "job_orchestra.step"):
+            if klass is object or (klass.__module__, klass.__name__) in _OUR_BASES:
                 continue
             if not is_user(klass):  # a library base: by name and version
                 self.add_library(f"{klass.__module__}.{klass.__qualname__}", klass.__module__)

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from .attrdict import AttrDict
 from .cleverdict_compat import CleverDictCompat
+from .fingerprint import hash_value
+from .lazy import LazyEntry
 
 if TYPE_CHECKING:
     from .step import Step
@@ -42,19 +44,6 @@ def _context_meta() -> AttrDict:
     if sklearn:
         meta["sklearn"] = sklearn
     return meta
-
-
-class LazyEntry:
-    """A snapshot entry not read from disk yet; :class:`Context` replaces it by its value on first access."""
-
-    __slots__ = ("description", "loader")
-
-    def __init__(self, loader: Any, description: str) -> None:
-        self.loader = loader
-        self.description = description
-
-    def __repr__(self) -> str:
-        return f"<not loaded yet: {self.description}>"
 
 
 class Context(CleverDictCompat, AttrDict):
@@ -215,8 +204,6 @@ class Context(CleverDictCompat, AttrDict):
         makes the results computed from it stale, while assigning an equal value again does not."""
         token = self._given.get(key)
         if token is None:
-            from .fingerprint import hash_value
-
             token = hash_value(self[key])
             with self._lock:
                 self._given[key] = token
@@ -275,10 +262,10 @@ class Context(CleverDictCompat, AttrDict):
         ``key=`` signs the snapshot with an HMAC, which ``load(path, key=...)`` then checks.
         ``dir_path=`` and ``fullcopy=`` are 1.1's spellings; snapshots are always full copies now.
         """
-        from .snapshot import store
-
         if isinstance(pipeline, bool):  # 1.1's store(dir_path, fullcopy)
             pipeline = None
+        from .snapshot import store  # imports dill (about 20 ms): paid by the first store(), not at import
+
         store(self, _snapshot_path(path, dir_path, "store"), pipeline=pipeline, key=key)
 
     @classmethod
@@ -293,7 +280,7 @@ class Context(CleverDictCompat, AttrDict):
 
         Loading runs code from the snapshot, like any pickle: only load snapshots you trust.
         """
-        from .snapshot_load import load
+        from .snapshot_load import load  # imports dill (about 20 ms): paid by the first load(), not at import
 
         return load(cls, _snapshot_path(path, dir_path, "load"), key=key)
 

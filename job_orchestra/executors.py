@@ -159,7 +159,7 @@ def resolve(executor: Any, max_workers: int | None = None) -> Iterator[Backend]:
             pool: Executor = ThreadPoolExecutor(max_workers, thread_name_prefix="job-orchestra")
             backend = FuturesBackend(pool, max_workers or pool._max_workers, owned=True, ship=False)
         elif choice == "processes":
-            from .workers import ProcessWorkers
+            from .workers import ProcessWorkers  # imports multiprocessing: only process runs pay for it
 
             _give_main_a_spec()
             backend = ProcessWorkers(max_workers or os.cpu_count() or 1)

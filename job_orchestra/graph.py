@@ -13,14 +13,73 @@ import inspect
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any
 
 from .errors import CycleError, DuplicateStepName, InvalidStepError
 
-if TYPE_CHECKING:
-    from .step import Step
+__all__ = [
+    "Node",
+    "PipelineGraph",
+    "as_dependency_list",
+    "collect",
+    "defines_run",
+    "legacy_breadth_first",
+    "legacy_depth_first",
+]
 
-__all__ = ["PipelineGraph", "collect", "legacy_breadth_first", "legacy_depth_first"]
+
+class Node:
+    """What the graph walk needs of a pipeline node: ``.dependencies``, ``.ctx``, ``.name_alias`` and a
+    ``run()``. :class:`~job_orchestra.Step` is the one subclass users see; the lower layers (graph,
+    fingerprints, storage, plan, scheduler) know nodes only through this class, never through ``Step``."""
+
+    _default_name: str | None = None
+    dependencies: list[Node]
+    ctx: Any
+    name_alias: str | None
+
+    def run(self, *inputs: Any) -> Any:
+        """Compute this step's output from its dependencies' outputs. Subclasses must override it."""
+        raise NotImplementedError(
+            f"Node {getattr(self, '_name', type(self).__name__)!r} ({type(self).__name__}) does not define "
+            "run(self, *inputs); subclass Node and override run()."
+        )
+
+
+def defines_run(node: Node) -> bool:
+    """False for a node that has no ``run()`` of its own, such as a bare ``Step(name_alias=..., ctx=ctx)``
+    wired into a pipeline to stand for a result its Context already holds (a 1.1 idiom)."""
+    return "run" in vars(node) or getattr(type(node).run, "__code__", None) is not Node.run.__code__
+
+
+def as_dependency_list(owner: str, depends_on: object) -> list[Node]:
+    """``depends_on=`` as a list of nodes, or an InvalidStepError naming ``owner`` and what it got instead."""
+    if depends_on is None:
+        return []
+    if isinstance(depends_on, Node):
+        return [depends_on]
+    if isinstance(depends_on, (list, tuple)):
+        deps = list(depends_on)
+        for i, dep in enumerate(deps):
+            if isinstance(dep, type) and issubclass(dep, Node):
+                raise InvalidStepError(
+                    f"{owner}: depends_on[{i}] is the class {dep.__name__}, not a step: create the step first, "
+                    f"e.g. {dep.__name__}()."
+                )
+            if not isinstance(dep, Node):
+                raise InvalidStepError(
+                    f"{owner}: depends_on[{i}] is {dep!r} ({type(dep).__name__}), not a Step. depends_on= "
+                    "takes one Step or a list of Steps; wrap plain data with Step.from_data(...)."
+                )
+        return deps
+    if isinstance(depends_on, type) and issubclass(depends_on, Node):
+        raise InvalidStepError(
+            f"{owner}: depends_on= got the class {depends_on.__name__}, not a step: create the step first, "
+            f"e.g. depends_on={depends_on.__name__}()."
+        )
+    raise InvalidStepError(
+        f"{owner}: depends_on= takes one Step or a list of Steps, got {type(depends_on).__name__} ({depends_on!r})."
+    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -28,7 +87,7 @@ class PipelineGraph:
     """The validated graph of one head: its steps by name, in execution order."""
 
     head: str
-    steps: dict[str, Step]
+    steps: dict[str, Node]
     """Every step of the graph by name, in execution order (dependencies before their consumers)."""
     deps: dict[str, tuple[str, ...]]
     """The names of each step's direct dependencies, in ``depends_on`` order (keys in no special order)."""
@@ -53,7 +112,7 @@ class PipelineGraph:
         return iter(self.steps)
 
 
-def _not_a_step(step: Step, position: int, dep: object) -> InvalidStepError:
+def _not_a_step(step: Node, position: int, dep: object) -> InvalidStepError:
     return InvalidStepError(
         f"Step {str(step)!r} ({type(step).__name__}) has a dependency that is not a Step at position "
         f"{position} of its dependencies: {dep!r} ({type(dep).__name__}). depends_on= takes one Step or "
@@ -78,7 +137,7 @@ def gc_paused() -> Iterator[None]:
         gc.enable()
 
 
-def collect(head: Step) -> PipelineGraph:
+def collect(head: Node) -> PipelineGraph:
     """Walk every step reachable from ``head`` and validate the graph before anything runs.
 
     Raises :class:`InvalidStepError` for a dependency that is not a Step, :class:`DuplicateStepName` when
@@ -88,9 +147,7 @@ def collect(head: Step) -> PipelineGraph:
         try:
             return _collect(head)
         except AttributeError as exc:  # a step whose __init__ did not call Step.__init__
-            from .step import Step
-
-            if exc.name in ("dependencies", "name_alias", "ctx") and isinstance(exc.obj, Step):
+            if exc.name in ("dependencies", "name_alias", "ctx") and isinstance(exc.obj, Node):
                 raise InvalidStepError(
                     f"A {type(exc.obj).__name__} step has no .{exc.name}: its __init__ does not call "
                     "super().__init__(depends_on=..., ctx=..., name_alias=...). Add that call."
@@ -98,16 +155,14 @@ def collect(head: Step) -> PipelineGraph:
             raise
 
 
-def _collect(head: Step) -> PipelineGraph:
-    from .step import Step
-
-    if not isinstance(head, Step):
+def _collect(head: Node) -> PipelineGraph:
+    if not isinstance(head, Node):
         raise InvalidStepError(f"expected a Step as the head of a pipeline, got {type(head).__name__}")
     head_name = head._name
     name_of: dict[int, str] = {id(head): head_name}  # every step seen, by identity
-    by_name: dict[str, Step] = {head_name: head}
+    by_name: dict[str, Node] = {head_name: head}
     deps_by_name: dict[str, tuple[str, ...]] = {}
-    duplicates: dict[str, list[Step]] = {}
+    duplicates: dict[str, list[Node]] = {}
     stack = [head]
     while stack:
         step = stack.pop()
@@ -118,7 +173,7 @@ def _collect(head: Step) -> PipelineGraph:
         for position, dep in enumerate(deps):
             dep_name = name_of.get(id(dep))
             if dep_name is None:
-                if not isinstance(dep, Step):
+                if not isinstance(dep, Node):
                     raise _not_a_step(step, position, dep)
                 dep_name = dep.name_alias or type(dep)._default_name or type(dep).__name__
                 name_of[id(dep)] = dep_name
@@ -135,14 +190,12 @@ def _collect(head: Step) -> PipelineGraph:
     return PipelineGraph(head_name, {n: by_name[n] for n in ordered}, deps_by_name)
 
 
-def _dependencies_as_list(step: Step) -> list:
+def _dependencies_as_list(step: Node) -> list:
     """``step.dependencies`` as a list, when it was replaced by a tuple, a single Step or None."""
-    from .step import _as_dependency_list
-
-    return _as_dependency_list(f"Step {str(step)!r} (its .dependencies)", step.dependencies)
+    return as_dependency_list(f"Step {str(step)!r} (its .dependencies)", step.dependencies)
 
 
-def _duplicate_message(duplicates: dict[str, list[Step]], head: Step) -> str:
+def _duplicate_message(duplicates: dict[str, list[Node]], head: Node) -> str:
     users: dict[int, set[str]] = {}
     seen = {id(head)}
     stack = [head]

@@ -17,11 +17,14 @@ import ast
 import io
 import json
 import os
+import pickle
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .attrdict import AttrDict
 from .errors import SnapshotError
+from .fingerprint import hash_value
+from .lazy import LazyEntry
 from .snapshot_files import UnsafeFile, read_file
 
 if TYPE_CHECKING:
@@ -122,19 +125,18 @@ class _LegacyFile:
             ) from None
         try:
             if self.kind == "_-_pd.DataFrame":
-                import pandas as pd
+                import pandas as pd  # optional: only 1.1 entries of that kind need it
 
                 return pd.read_parquet(io.BytesIO(data))
             if self.kind == "_-_pd.Series":
-                import pandas as pd
+                import pandas as pd  # optional: only 1.1 entries of that kind need it
 
                 frame = pd.read_parquet(io.BytesIO(data))
                 return frame[frame.columns[0]]
             if self.kind == "_-_np.ndarray":
-                import numpy as np
+                import numpy as np  # optional: only 1.1 entries of that kind need it
 
                 return np.load(io.BytesIO(data), allow_pickle=False)
-            import pickle
 
             return pickle.loads(data)  # loading a snapshot runs its code, like any pickle
         except ImportError as exc:
@@ -167,8 +169,6 @@ def _has_files(value: Any) -> bool:
 
 def load_legacy(cls: type[Context], root: Path) -> Context:
     """Open a 1.1 snapshot directory: plain JSON values at once, file-backed entries on first access."""
-    from .context import LazyEntry
-
     record = _read_master_record(root)
     tree: dict[str, Any] = {}
     for flat_key, value in record.items():
@@ -202,7 +202,6 @@ def load_legacy(cls: type[Context], root: Path) -> Context:
 def _token(root: Path, value: Any) -> str:
     """A content hash of a file-backed 1.1 entry that does not read its files: their names and sizes
     (a copied snapshot keeps them)."""
-    from .fingerprint import hash_value
 
     def describe(v: Any) -> Any:
         if isinstance(v, _LegacyFile):

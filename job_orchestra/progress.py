@@ -35,7 +35,7 @@ class ProgressBar(Callback):
         self.bar: Any = None
 
     def start(self, plan: ExecutionPlan) -> None:
-        from tqdm import tqdm
+        from tqdm import tqdm  # imported when a run starts, not at `import job_orchestra`
 
         self.running = []
         self.bar = tqdm(

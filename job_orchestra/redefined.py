@@ -16,6 +16,8 @@ import sys
 from typing import TYPE_CHECKING
 
 from .errors import RedefinedStepError
+from .fingerprint import code_digest
+from .graph import collect
 
 if TYPE_CHECKING:
     from .graph import PipelineGraph
@@ -69,8 +71,6 @@ def _class_reason(cls: type, memo: dict[type, str | None]) -> str | None:
 def _same_code(old: type, new: type) -> bool:
     """True when the two classes have the same code (a cell run again unchanged, a pipeline loaded from a
     snapshot beside the cells that define its classes): the old one computes what the new one would."""
-    from .fingerprint import code_digest
-
     try:
         return code_digest(old) == code_digest(new)
     except Exception:  # cannot tell: count it as redefined, and say so
@@ -109,8 +109,6 @@ def refuse_redefined(graph: PipelineGraph, redefined: dict[str, str]) -> None:
 def rebind(head: Step) -> list[str]:
     """Move every step of ``head``'s pipeline whose class was defined again onto the current class, in
     place; returns the names moved. Parameters, dependencies, Context and ``name_alias`` are kept."""
-    from .graph import collect
-
     graph = collect(head)
     targets: dict[str, type] = {}
     blocked: dict[str, str] = {}

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import pickle
+import sys
 import traceback
 from typing import TYPE_CHECKING, Any
 
@@ -175,7 +176,7 @@ def process_context() -> Any:
     nothing from this process but importable libraries. To choose yourself, pass
     ``executor=ProcessPoolExecutor(mp_context=multiprocessing.get_context(...))``.
     """
-    import multiprocessing
+    import multiprocessing  # heavy: only process runs need it
 
     if "forkserver" in multiprocessing.get_all_start_methods():
         context = multiprocessing.get_context("forkserver")
@@ -190,8 +191,6 @@ def _give_main_a_spec() -> None:
     Starting a worker reads ``sys.modules["__main__"].__spec__``, which IPython's stand-in module lacks;
     ``None`` is its value for an interactive session (there is no main script to import in the worker).
     """
-    import sys
-
     main = sys.modules.get("__main__")
     if main is not None and not hasattr(main, "__spec__"):
         try:

@@ -26,6 +26,7 @@ from .errors import (
     SnapshotWriteError,
     UnserializableValueError,
 )
+from .graph import Node
 from .manifest import (
     FORMAT,
     FORMAT_VERSION,
@@ -59,7 +60,7 @@ __all__ = ["FORMAT", "FORMAT_VERSION", "MANIFEST", "dump", "load", "store"]
 
 
 def _versions() -> dict[str, str | None]:
-    from importlib import metadata
+    from importlib import metadata  # importlib.metadata is slow to import: only when versions are read
 
     out: dict[str, str | None] = {}
     for dist in ("job-orchestra", "dill", "numpy", "pandas"):
@@ -199,11 +200,9 @@ def store(
 
     ``replace=True`` also accepts an existing job-orchestra snapshot or an empty directory at ``path``.
     """
-    from .step import Step
-
     target = check_path(path, "Context.store()")
     secret = check_key(key, "Context.store()")
-    if pipeline is not None and not isinstance(pipeline, Step):
+    if pipeline is not None and not isinstance(pipeline, Node):
         raise TypeError(
             f"Context.store(): pipeline= takes the head Step of the pipeline, got {type(pipeline).__name__}."
         )

@@ -23,6 +23,8 @@ import stat
 import tempfile
 from pathlib import Path
 
+from .manifest import looks_like_manifest
+
 __all__ = ["UnsafeFile", "exchange", "make_temp", "read_file", "remove_abandoned", "remove_temp", "rename_noreplace"]
 
 MARKER = ".job-orchestra-temp"
@@ -137,7 +139,6 @@ def _provably_ours(entry: Path) -> bool:
         return False
     if (entry / MARKER).is_file() or not any(entry.iterdir()):
         return True
-    from .manifest import looks_like_manifest
 
     try:
         return looks_like_manifest(read_file(entry, "manifest.json", limit=1 << 26))

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 import dill
 
 from .errors import SnapshotError
+from .lazy import LazyEntry
+from .legacy import load_legacy
 from .manifest import (
     MANIFEST,
     MAX_MANIFEST_BYTES,
@@ -100,8 +102,6 @@ def _not_a_snapshot(root: Path, secret: bytes | None, cls: type[Context]) -> Con
                 f"{str(root)!r} is a job-orchestra 1.1 snapshot, which cannot be signed, but key= was given: "
                 "refusing to load it. Load it without key= if you trust it."
             )
-        from .legacy import load_legacy
-
         return load_legacy(cls, root)
     if not any(root.iterdir()):
         raise SnapshotError(f"{str(root)!r} is an empty directory, not a snapshot written by Context.store().")
@@ -131,8 +131,6 @@ def _check_signature(root: Path, body: bytes, secret: bytes) -> None:
 
 def load(cls: type[Context], path: str | os.PathLike[str], *, key: bytes | str | None = None) -> Context:
     """Open a snapshot directory; entries are read and verified when first accessed."""
-    from .context import LazyEntry
-
     root = check_path(path, "Context.load()")
     secret = check_key(key, "Context.load()")
     try:

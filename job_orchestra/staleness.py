@@ -22,7 +22,8 @@ from .fingerprint import (
     stale_reason,
     total_of,
 )
-from .step_parameters import KNOWN
+from .graph import defines_run
+from .step_parameters import KNOWN, combine_params
 
 __all__ = ["Fingerprints", "fingerprint_pass", "register_reason"]
 
@@ -84,7 +85,6 @@ class Fingerprints:
         if planned is not None:
             now, params_line = refreshed_params(step, planned)
             self.params[name] = now
-            from .step_parameters import combine_params
 
             params = combine_params(now)
             if params_line:
@@ -118,7 +118,6 @@ def fingerprint_pass(
     codes: dict[type, str] = {}
     no_params = NO_PARAMS
     extra = _EXTRA_REASONS
-    from .step import defines_run
 
     last_ctx = recorded_of = None
     for name, step in steps.items():

@@ -2,57 +2,33 @@
 
 from __future__ import annotations
 
+import json
+import linecache
 import sys
 import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from . import rendering
+from . import accept, redefined, rendering, scheduler
 from .attrdict import AttrDict
+from .cell_sources import SOURCES_KEY, cell_sources, register
+from .context import Context
+from .drawing import DependencyGraph
 from .errors import InvalidStepError
+from .graph import Node, as_dependency_list, collect, legacy_breadth_first, legacy_depth_first
+from .plan import ExecutionPlan, stale_policy
 from .rendering import start_in_kernel
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor
 
-    from .context import Context
-    from .drawing import DependencyGraph
     from .events import Callback
-    from .plan import ExecutionPlan, StalePolicy
+    from .plan import StalePolicy
 
 __all__ = ["Step"]
 
 
-def _as_dependency_list(owner: str, depends_on: object) -> list[Step]:
-    if depends_on is None:
-        return []
-    if isinstance(depends_on, Step):
-        return [depends_on]
-    if isinstance(depends_on, (list, tuple)):
-        deps = list(depends_on)
-        for i, dep in enumerate(deps):
-            if isinstance(dep, type) and issubclass(dep, Step):
-                raise InvalidStepError(
-                    f"{owner}: depends_on[{i}] is the class {dep.__name__}, not a step: create the step first, "
-                    f"e.g. {dep.__name__}()."
-                )
-            if not isinstance(dep, Step):
-                raise InvalidStepError(
-                    f"{owner}: depends_on[{i}] is {dep!r} ({type(dep).__name__}), not a Step. depends_on= "
-                    "takes one Step or a list of Steps; wrap plain data with Step.from_data(...)."
-                )
-        return deps
-    if isinstance(depends_on, type) and issubclass(depends_on, Step):
-        raise InvalidStepError(
-            f"{owner}: depends_on= got the class {depends_on.__name__}, not a step: create the step first, "
-            f"e.g. depends_on={depends_on.__name__}()."
-        )
-    raise InvalidStepError(
-        f"{owner}: depends_on= takes one Step or a list of Steps, got {type(depends_on).__name__} ({depends_on!r})."
-    )
-
-
-class Step:
+class Step(Node):
     """A unit of work in a pipeline.
 
     Subclass it and override ``run(self, *inputs)``; ``inputs`` are the outputs of ``depends_on``, in that
@@ -78,10 +54,8 @@ class Step:
         if name_alias is not None and (not isinstance(name_alias, str) or not name_alias):
             raise InvalidStepError(f"{type(self).__name__}: name_alias= must be a non-empty string, got {name_alias!r}")
         self.name_alias = name_alias
-        self.dependencies: list[Step] = _as_dependency_list(name_alias or type(self).__name__, depends_on)
+        self.dependencies: list[Step] = as_dependency_list(name_alias or type(self).__name__, depends_on)
         if ctx is not None:
-            from .context import Context
-
             if not isinstance(ctx, Context):
                 raise InvalidStepError(
                     f"{name_alias or type(self).__name__}: ctx= must be a job_orchestra.Context, got "
@@ -91,15 +65,11 @@ class Step:
 
     # -- pickling: cell sources travel with steps defined in a notebook (see .cell_sources) -------------
     def __getstate__(self) -> dict[str, Any]:
-        from .cell_sources import SOURCES_KEY, cell_sources
-
         state = self.__dict__
         sources = cell_sources(type(self))
         return {**state, SOURCES_KEY: sources} if sources else state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        from .cell_sources import SOURCES_KEY, register
-
         if SOURCES_KEY in state:
             state = dict(state)
             register(state.pop(SOURCES_KEY), type(self))
@@ -130,12 +100,7 @@ class Step:
         return f"<{kind}{alias} depends_on=[{deps}]{ctx}>"
 
     # -- the work -----------------------------------------------------------------------------------
-    def run(self, *inputs: Any) -> Any:
-        """Compute this step's output from its dependencies' outputs. Subclasses must override it."""
-        raise NotImplementedError(
-            f"Step {self._name!r} ({type(self).__name__}) does not define run(self, *inputs); "
-            "subclass Step and override run()."
-        )
+    run = Node.run  # the same function: a step that does not override it "defines no run()" (see defines_run)
 
     def materialize(
         self,
@@ -157,19 +122,14 @@ class Step:
         At most ``max_workers`` steps run at once. ``callbacks`` follow the run (see :class:`Callback`).
         """
         __tracebackhide__ = True  # IPython's convention: tracebacks start at the user's code
-        from .plan import stale_policy
-        from .scheduler import materialize
-
         start_in_kernel()  # a display layer (found by entry point) shows progress in Jupyter
         with stale_policy(stale):
-            return materialize(self, executor=executor, max_workers=max_workers, callbacks=callbacks)
+            return scheduler.materialize(self, executor=executor, max_workers=max_workers, callbacks=callbacks)
 
     def rebind(self) -> Step:
         """Move the steps of this pipeline whose class was defined again (a notebook cell re-run) onto
         the current class, keeping their parameters, dependencies, Context and name; returns ``self``."""
-        from .redefined import rebind
-
-        rebind(self)
+        redefined.rebind(self)
         return self
 
     # -- inspection ---------------------------------------------------------------------------------
@@ -180,8 +140,6 @@ class Step:
         IPython (a script, as in 1.1) the plan is also printed, unless ``show=False``. Stale results show as
         ``[~]`` and are scheduled again; ``stale="use"`` shows the plan 1.1 would follow.
         """
-        from .plan import ExecutionPlan
-
         plan = ExecutionPlan.of(self, stale=stale)
         if show is None:
             show = not _interactive()
@@ -192,14 +150,10 @@ class Step:
     def accept_code(self, head: Step | None = None) -> list[str]:
         """Accept this step's current code without re-running it (after an edit that does not change
         results); with ``head``, also the steps up to ``head`` stale only because of it. Returns their names."""
-        from .accept import accept_code
-
-        return accept_code(self, head)
+        return accept.accept_code(self, head)
 
     def dependency_graph(self) -> DependencyGraph:
         """The pipeline drawn with Graphviz: displays as inline SVG in Jupyter; ``.source`` is DOT."""
-        from .drawing import DependencyGraph
-
         return DependencyGraph.of(self)
 
     def dependency_graph_js(self, enable_wheel_zoom: bool = False) -> str:
@@ -210,7 +164,6 @@ class Step:
             DeprecationWarning,
             stacklevel=2,
         )
-        import json
 
         svg = self.dependency_graph().svg_or_text()
         return f"element.innerHTML = {json.dumps(svg)};"
@@ -229,15 +182,11 @@ class Step:
 
     def depending_steps_breadth_first(self) -> list[str]:
         """Names of every step this one depends on, directly or not, breadth-first (1.1 order)."""
-        from .graph import collect, legacy_breadth_first
-
         graph = collect(self)
         return legacy_breadth_first(graph.head, graph.deps)
 
     def depending_steps_depth_first(self) -> list[str]:
         """Names of every step this one depends on, directly or not, in depth-first post-order."""
-        from .graph import collect, legacy_depth_first
-
         graph = collect(self)
         return legacy_depth_first(graph.head, graph.deps)
 
@@ -267,12 +216,6 @@ class Step:
         """Deprecated name of :meth:`join`."""
         warnings.warn("Step.noop_step() is deprecated; use Step.join().", DeprecationWarning, stacklevel=2)
         return Join(depends_on=dependencies, name_alias=name_alias)
-
-
-def defines_run(step: Step) -> bool:
-    """False for a step that has no ``run()`` of its own, such as a bare ``Step(name_alias=..., ctx=ctx)``
-    wired into a pipeline to stand for a result its Context already holds (a 1.1 idiom)."""
-    return "run" in vars(step) or getattr(type(step).run, "__code__", None) is not Step.run.__code__
 
 
 class _Data(Step):
@@ -327,7 +270,5 @@ def _interactive() -> bool:
 
 def _called_from_cell(frame: Any) -> bool:
     """IPython keeps each cell's source in ``linecache`` without a modification time (it is no file)."""
-    import linecache
-
     entry = linecache.cache.get(frame.f_code.co_filename) if frame is not None else None
     return entry is not None and len(entry) == 4 and entry[1] is None

@@ -66,7 +66,7 @@ def library_version(top: str) -> str:
     if isinstance(version, str):
         return version
     try:
-        from importlib import metadata
+        from importlib import metadata  # importlib.metadata is slow to import: only when versions are read
 
         return metadata.version(top)
     except Exception:

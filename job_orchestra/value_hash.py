@@ -194,7 +194,7 @@ class ValueHasher:
         except Exception:
             buffers.clear()
             try:
-                import dill
+                import dill  # heavy: only values no faster path handles
 
                 data = dill.dumps(value, protocol=5, byref=True)
             except Exception as exc:

@@ -23,7 +23,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING, Any
 
 from .errors import WorkerDiedError
-from .executors import Backend, RemoteFailure, dump_step, process_context, run_shipped, ship_dumps
+from .shipping import Backend, RemoteFailure, dump_step, process_context, run_shipped, ship_dumps
 
 if TYPE_CHECKING:
     from .step import Step

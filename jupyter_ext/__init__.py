@@ -25,7 +25,7 @@ __all__ = ["PipelineWidget", "activate", "load_ipython_extension", "show", "unlo
 
 def __getattr__(name: str) -> Any:
     if name == "PipelineWidget":  # ipywidgets is imported only when the widget is wanted
-        from .widget import PipelineWidget
+        from .widget import PipelineWidget  # imports ipywidgets: only when a widget is wanted
 
         return PipelineWidget
     raise AttributeError(f"module 'jupyter_ext' has no attribute {name!r}")
@@ -33,7 +33,7 @@ def __getattr__(name: str) -> Any:
 
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext jupyter_ext``: register the ``%orchestra`` magic and start live views."""
-    from .magics import OrchestraMagics
+    from .magics import OrchestraMagics  # imports IPython's magic machinery: only for %load_ext
 
     ipython.register_magics(OrchestraMagics)
     activate(ipython)

@@ -23,7 +23,7 @@ __all__ = ["names_of", "out_of_date", "successor", "user_namespace"]
 def user_namespace() -> dict[str, Any]:
     """The notebook's variables (empty outside IPython)."""
     try:
-        from IPython import get_ipython
+        from IPython import get_ipython  # only called inside IPython
     except ImportError:
         return {}
     shell = get_ipython()

@@ -24,9 +24,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 from job_orchestra import ExecutionPlan, PipelineError
 
 from . import follow, runs
+from .bundles import render
+from .progress import RunProgress
 
 if TYPE_CHECKING:
-    from .display import Kind
+    from .bundles import Kind
     from .runs import Run
 
 __all__ = [
@@ -115,8 +117,6 @@ class LiveView:
 
     def refresh(self, force: bool = False) -> None:
         """Redraw if what the view shows has changed (``force`` is accepted for symmetry with widgets)."""
-        from .display import render
-
         head = self.head()
         if head is None:
             return
@@ -228,8 +228,6 @@ def _on_run_event(run: Run, event: str) -> None:
 
 
 def _start_progress(run: Run) -> None:
-    from .progress import RunProgress
-
     bar = RunProgress(run)
     _progress[id(run)] = bar
     bar.show()
@@ -250,7 +248,7 @@ def _after_cell(result: Any = None) -> None:
 def in_kernel() -> bool:
     """True inside a Jupyter kernel (where displays can be updated in place)."""
     try:
-        from IPython import get_ipython
+        from IPython import get_ipython  # only called inside IPython
     except ImportError:
         return False
     shell = get_ipython()
@@ -261,7 +259,7 @@ def activate(shell: Any = None) -> bool:
     """Start live views in the running IPython session (idempotent); False outside IPython."""
     if shell is None:
         try:
-            from IPython import get_ipython
+            from IPython import get_ipython  # only called inside IPython
         except ImportError:
             return False
         shell = get_ipython()

@@ -25,6 +25,9 @@ from IPython.core.magic import Magics, line_magic, magics_class
 
 from job_orchestra import Context, Step, snapshot
 
+from .display import show
+from .runs import TRACKER
+
 __all__ = ["FORMAT", "OrchestraMagics", "load_namespace", "save_namespace"]
 
 #: Marks the files written by ``%orchestra save``.
@@ -135,22 +138,16 @@ class OrchestraMagics(Magics):
 
     # -- commands -------------------------------------------------------------------------------------
     def _cmd_plan(self, args: list[str]) -> None:
-        from .display import show
-
         show(self._head("plan", args).execution_plan(show=False))
 
     def _cmd_graph(self, args: list[str]) -> None:
-        from .display import show
-
         show(self._head("graph", args).dependency_graph())
 
     def _cmd_run(self, args: list[str]) -> Any:
-        from .runs import TRACKER
-
         return self._head("run", args).materialize(callbacks=TRACKER)
 
     def _cmd_widget(self, args: list[str]) -> Any:
-        from .widget import PipelineWidget
+        from .widget import PipelineWidget  # imports ipywidgets: only when a widget is wanted
 
         return PipelineWidget(self._head("widget", args))
 

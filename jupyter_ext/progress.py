@@ -43,7 +43,7 @@ class RunProgress:
 
     def show(self) -> None:
         """Display the bar (with a display id, so that it is redrawn in place) and keep its clock running."""
-        from IPython.display import display
+        from IPython.display import display  # only called inside IPython
 
         self.handle = display(self.bundle(), raw=True, display_id=True)
         threading.Thread(target=self._tick, name="job-orchestra-progress", daemon=True).start()

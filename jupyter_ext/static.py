@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .plan_html import progress_html
 from .theme import FONT
 
 if TYPE_CHECKING:
@@ -31,8 +32,6 @@ def static_block(inner: str, kind: str) -> str:
 
 def progress_static(run: Run) -> str:
     """The progress bar drawn in HTML: a filled track and the line of text the widget shows."""
-    from .plan_html import progress_html
-
     total = max(run.total, 1)
     share = min(100, round(100 * run.done / total))
     if not run.finished:

@@ -12,6 +12,7 @@ import html
 from dataclasses import dataclass
 
 from job_orchestra.drawing import NODE_STYLES
+from job_orchestra.plan import Availability
 
 __all__ = [
     "AVAILABILITY",
@@ -90,8 +91,6 @@ def badge_html(badge: Badge, *, words: bool = False, title: str | None = None) -
 
 def legend_html(extra: tuple[object, ...] = ()) -> str:
     """One line of badges explaining the plan's markers (those the core defines, plus ``extra`` ones)."""
-    from job_orchestra.plan import Availability
-
     markers = dict.fromkeys([*(m for m in Availability if m.value != "[?]"), *extra])  # [?] only when shown
     avail = [availability_badge(m) for m in markers]
     parts = [badge_html(b, words=True) for b in (*avail, *SCHEDULE.values(), *RUN_STATE.values())]

@@ -142,7 +142,7 @@ class PipelineWidget(widgets.VBox):
 
     def _ipython_display_(self) -> None:
         """Display with a display id, so the static picture follows the panel at the end of each cell."""
-        from IPython.display import display
+        from IPython.display import display  # only called inside IPython
 
         self._handles.append(display(self._repr_mimebundle_(), raw=True, display_id=True))
 
@@ -200,7 +200,7 @@ class PipelineWidget(widgets.VBox):
         return self.result
 
     def _show_result(self, result: Any) -> None:
-        from IPython import get_ipython
+        from IPython import get_ipython  # only called inside IPython
 
         if get_ipython() is None:  # formatting rich output would create an IPython shell: plain repr instead
             self.output.append_stdout(f"{result!r}\n")

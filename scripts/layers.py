@@ -23,11 +23,27 @@ ROOT = Path(__file__).resolve().parent.parent
 # Layers, bottom first. A module may import modules of its own layer or of lower layers; within a layer
 # the imports must still form no cycle. A module missing from this table is reported.
 LAYERS: list[tuple[str, list[str]]] = [
-    ("foundations", ["errors", "attrdict", "events", "rendering"]),
-    ("graph and hashing", ["graph", "code_digest", "value_hash", "fingerprint"]),
-    ("storage", ["manifest", "safe_read", "pickling", "snapshot", "legacy", "cleverdict_compat", "context"]),
-    ("plan", ["plan"]),
-    ("execution", ["executors", "inflight", "workers", "scheduler", "progress"]),
+    ("foundations", ["errors", "cleverdict_compat", "attrdict", "events", "rendering", "lazy", "tracebacks"]),
+    (
+        "graph and hashing",
+        [
+            "graph",
+            "user_code",
+            "code_normal",
+            "value_hash",
+            "code_digest",
+            "step_parameters",
+            "stale_reasons",
+            "fingerprint",
+            "cell_sources",
+        ],
+    ),
+    ("storage", ["manifest", "snapshot_files", "snapshot_pickle", "legacy", "snapshot_load", "snapshot", "context"]),
+    ("plan", ["redefined", "staleness", "plan", "accept"]),
+    (
+        "execution",
+        ["inflight", "checks", "runstate", "shipping", "workers", "executors", "parallel", "scheduler", "progress"],
+    ),
     ("facade", ["drawing", "step", "__init__", "cli", "__main__"]),
 ]
 PACKAGES = ["job_orchestra", "jupyter_ext"]  # the second is built on the first, never the reverse
@@ -88,7 +104,7 @@ def imports_of(path: Path) -> Iterable[Import]:
             if node.level:
                 anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join([*anchor, base] if base else anchor)
-            targets = [f"{base}.{alias.name}" for alias in node.names] + [base]
+            targets = [f"{base}.{alias.name}" for alias in node.names]
         here = lines[node.lineno - 1]
         above = lines[node.lineno - 2].strip() if node.lineno > 1 else ""
         commented = "#" in here or above.startswith("#")
@@ -97,6 +113,7 @@ def imports_of(path: Path) -> Iterable[Import]:
 
 
 def _own(target: str, modules: set[str]) -> str | None:
+    """The module of ours ``target`` names (``pkg.mod.NAME`` -> ``pkg.mod``), or None for another package's."""
     while target and target not in modules:
         target = target.rpartition(".")[0]
     return target or None
