@@ -33,7 +33,23 @@ class AttrDict(dict):
             ) from None
 
     def __setattr__(self, name: str, value: Any) -> None:
+        if "_" in name and not dict.__contains__(self, name):  # 1.1 (CleverDict): d.my_key = v sets "my key"
+            from .cleverdict_compat import MISSING, alias_of_one
+
+            key = alias_of_one(self, name, AttributeError)
+            if key is not MISSING:
+                name = key
         self[name] = value
+
+    def __missing__(self, key: Any) -> Any:
+        """1.1 (CleverDict): ``d["my_key"]`` reads the key ``"my key"``; any other missing key: KeyError."""
+        if isinstance(key, str) and "_" in key:
+            from .cleverdict_compat import MISSING, alias_of_one
+
+            real = alias_of_one(self, key)
+            if real is not MISSING:
+                return self[real]
+        raise KeyError(key)
 
     def __delattr__(self, name: str) -> None:
         try:

@@ -19,7 +19,7 @@ from typing import Any
 
 from .errors import PipelineError
 
-__all__ = ["RETIRED", "CleverDictCompat", "CleverDictMethodRetired", "aliases_of", "result_method"]
+__all__ = ["RETIRED", "CleverDictCompat", "CleverDictMethodRetired", "alias_of_one", "aliases_of", "result_method"]
 
 _DEFAULT = object()
 
@@ -201,6 +201,18 @@ class CleverDictCompat:
         )
 
 
+def alias_of_one(mapping: dict, name: Any, error: type[Exception] = KeyError) -> Any:
+    """The one key ``name`` is a CleverDict alias of (``"my_key"`` for ``"my key"``), or :data:`MISSING`.
+    Several candidates raise ``error``: 2.0 refuses to guess. Every alias contains ``"_"``: others return fast.
+    """
+    if not (isinstance(name, str) and "_" in name):
+        return _DEFAULT
+    matches = [key for key in dict.keys(mapping) if key != name and name in aliases_of(key)[1:]]
+    if len(matches) > 1:
+        raise error(f"{name!r} is an alias of several keys: {matches}; use the key itself")
+    return matches[0] if matches else _DEFAULT
+
+
 def _compat_attribute(mapping: dict, name: str) -> Any:
     """What ``mapping.name`` meant in 1.1 when ``name`` is no key: the value of the key it is an alias of,
     or the error for a retired CleverDict method; ``_DEFAULT`` when neither."""
@@ -211,10 +223,8 @@ def _compat_attribute(mapping: dict, name: str) -> Any:
             f"{type(mapping).__name__}.{name}: a cleverdict.CleverDict method that job-orchestra 2.0 does not "
             f"keep (its Contexts and dict results are plain dicts with attribute access); {RETIRED[name]}."
         )
-    matches = [key for key in dict.keys(mapping) if name in aliases_of(key)[1:]]
-    if len(matches) > 1:
-        raise AttributeError(f"{name!r} is an alias of several keys: {matches}; use the key itself: ctx[key]")
-    return mapping[matches[0]] if matches else _DEFAULT
+    key = alias_of_one(mapping, name, AttributeError)
+    return _DEFAULT if key is _DEFAULT else mapping[key]
 
 
 _RESULT_METHODS = ("to_dict", "to_list", "to_lines", "get_key", "get_aliases", "info")

@@ -71,7 +71,7 @@ class Context(CleverDictCompat, AttrDict):
         if name in Context._internal:
             object.__setattr__(self, name, value)
         else:
-            self[name] = value
+            AttrDict.__setattr__(self, name, value)
 
     # -- lazy values ----------------------------------------------------------------------------------
     def _resolve(self, key: Any, value: Any) -> Any:

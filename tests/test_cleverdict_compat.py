@@ -37,7 +37,11 @@ def distinct_aliases(keys: list) -> dict:
     return out
 
 
-DICTS = st.lists(KEYS, max_size=8).map(distinct_aliases)
+def not_a_method_name(key) -> bool:  # "items", "info", ...: attribute access gives the method in both
+    return not any(hasattr(kind, str(alias)) for kind in (CleverDict, Context) for alias in aliases_of(key))
+
+
+DICTS = st.lists(KEYS.filter(not_a_method_name), max_size=8).map(distinct_aliases)
 
 
 def context_of(data: dict) -> Context:
@@ -82,6 +86,9 @@ def test_alias_reads_get_key_get_aliases_and_info_match_cleverdict(data):
             if isinstance(alias, str) and alias.isidentifier():
                 assert getattr(ours, alias) == getattr(theirs, alias) == data[key]
         assert ours.get_aliases(key) == theirs.get_aliases(key)
+        for alias in aliases_of(key)[1:]:  # item reads through an alias, as CleverDict's
+            assert ours[alias] == theirs[alias] == AttrDict(data)[alias] == data[key]
+            assert alias not in ours and alias not in theirs  # membership: keys only, in both
     assert info_of(ours).replace("Context:", "") == info_of(theirs).replace("CleverDict:", "")
 
 
@@ -156,3 +163,27 @@ def test_ambiguous_alias_is_refused_not_guessed():
     ctx = Context({"a b": 1, "a-b": 2})
     with pytest.raises(AttributeError, match="alias of several keys"):
         _ = ctx.a_b
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=DICTS, value=st.integers())
+def test_attribute_writes_through_an_alias_update_the_key_as_cleverdict_does(data, value):
+    for make in (context_of, AttrDict, CleverDict):
+        d = make(data)
+        for key in data:
+            for alias in aliases_of(key):
+                if isinstance(alias, str) and alias.isidentifier() and not alias.startswith("__"):
+                    setattr(d, alias, value)
+        expected = dict.fromkeys(data, value) | {
+            k: v for k, v in data.items() if not any(isinstance(a, str) and a.isidentifier() for a in aliases_of(k))
+        }
+        assert {k: d[k] for k in d} == expected, make
+
+
+def test_a_missing_key_is_still_a_key_error_and_keys_starting_with_underscore_are_keys():
+    ctx = Context({"a b": 1, "_private": 2})
+    with pytest.raises(KeyError):
+        ctx["no_such_key"]
+    assert ctx["_private"] == 2 and ctx.get("a_b") is None  # get() does not follow aliases, as CleverDict
+    ctx.c_d = 3  # no key it is an alias of: a new key
+    assert ctx["c_d"] == 3 and "c_d" in ctx
