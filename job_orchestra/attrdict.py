@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .cleverdict_compat import MISSING, alias_of_one
+
 __all__ = ["AttrDict", "as_attrdict"]
 
 
@@ -34,8 +36,6 @@ class AttrDict(dict):
 
     def __setattr__(self, name: str, value: Any) -> None:
         if "_" in name and not dict.__contains__(self, name):  # 1.1 (CleverDict): d.my_key = v sets "my key"
-            from .cleverdict_compat import MISSING, alias_of_one
-
             key = alias_of_one(self, name, AttributeError)
             if key is not MISSING:
                 name = key
@@ -44,8 +44,6 @@ class AttrDict(dict):
     def __missing__(self, key: Any) -> Any:
         """1.1 (CleverDict): ``d["my_key"]`` reads the key ``"my key"``; any other missing key: KeyError."""
         if isinstance(key, str) and "_" in key:
-            from .cleverdict_compat import MISSING, alias_of_one
-
             real = alias_of_one(self, key)
             if real is not MISSING:
                 return self[real]
