@@ -5,10 +5,10 @@ Reading: a snapshot file is opened relative to the snapshot directory without fo
 ``fstat`` must show a regular file of the expected size, and never more than that size is read.
 
 Writing: ``store()`` writes into a temporary sibling named ``.<target>.jo-tmp.<host>.<pid>.<random>.tmp``
-holding a marker file. Such a directory is *provably ours* when its host is this machine, its process is
-gone, and it holds the marker, nothing at all, or a job-orchestra manifest (the short moments around a
-rename, when the marker is already gone); the next ``store()`` in the same directory removes it, whatever
-snapshot it was meant for.
+holding a marker file until it leaves that name (a snapshot being replaced gets the marker before it is
+moved aside under that name). Such a directory is *provably ours* when its host is this machine, its
+process is gone, and it holds the marker (removed last) or nothing at all; the next ``store()`` in the same
+directory removes it, whatever snapshot it was meant for. Nothing else is ever removed.
 """
 
 from __future__ import annotations
@@ -135,14 +135,7 @@ def _provably_ours(entry: Path) -> bool:
         pass
     except OSError:
         return False
-    if (entry / MARKER).is_file() or not any(entry.iterdir()):
-        return True
-    from .manifest import looks_like_manifest
-
-    try:
-        return looks_like_manifest(read_file(entry, "manifest.json", limit=1 << 26))
-    except (OSError, UnsafeFile):
-        return False
+    return (entry / MARKER).is_file() or not any(entry.iterdir())
 
 
 def remove_abandoned(parent: Path) -> list[Path]:
@@ -155,8 +148,6 @@ def remove_abandoned(parent: Path) -> list[Path]:
     for entry in candidates:
         try:
             if _provably_ours(entry):
-                if not (entry / MARKER).exists():  # mark it first: a removal cut short stays ours
-                    (entry / MARKER).write_text("abandoned by a killed store()\n")
                 remove_temp(entry)
                 removed.append(entry)
         except OSError:
