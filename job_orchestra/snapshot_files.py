@@ -32,6 +32,8 @@ _NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 _DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _NOCTTY = getattr(os, "O_NOCTTY", 0)
+_BINARY = getattr(os, "O_BINARY", 0)
+_AT_SUPPORTED = os.open in os.supports_dir_fd and bool(_NOFOLLOW)
 
 
 class UnsafeFile(Exception):
@@ -61,10 +63,16 @@ def read_file(root: Path, name: str, *, size: int | None = None, limit: int | No
     parts = name.split("/")
     fds: list[int] = []
     try:
-        fds.append(os.open(root, os.O_RDONLY | _DIRECTORY | _CLOEXEC))
-        for part in parts[:-1]:
-            fds.append(_open_at(part, fds[-1], os.O_RDONLY | _DIRECTORY | _NOFOLLOW | _CLOEXEC, f"{part}/"))
-        fd = _open_at(parts[-1], fds[-1], os.O_RDONLY | _NOFOLLOW | _NONBLOCK | _NOCTTY | _CLOEXEC, name)
+        if _AT_SUPPORTED:  # each component opened inside the previous one, none followed if a link
+            fds.append(os.open(root, os.O_RDONLY | _DIRECTORY | _CLOEXEC))
+            for part in parts[:-1]:
+                fds.append(_open_at(part, fds[-1], os.O_RDONLY | _DIRECTORY | _NOFOLLOW | _CLOEXEC, f"{part}/"))
+            fd = _open_at(parts[-1], fds[-1], os.O_RDONLY | _NOFOLLOW | _NONBLOCK | _NOCTTY | _CLOEXEC, name)
+        else:  # (Windows) no dir_fd: refuse links along the path, then open it
+            for depth in range(1, len(parts) + 1):
+                if os.path.islink(root.joinpath(*parts[:depth])):
+                    raise UnsafeFile(f"{'/'.join(parts[:depth])!r} is a symbolic link, which snapshots never follow")
+            fd = os.open(root.joinpath(*parts), os.O_RDONLY | _BINARY)
         fds.append(fd)
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
