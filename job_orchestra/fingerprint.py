@@ -117,6 +117,7 @@ class _ValueHasher:
     def __init__(self, hasher: Any, on_fallback: Callable[[object, BaseException], None] | None = None) -> None:
         self.h = hasher
         self.on_fallback = on_fallback
+        self.path: dict[int, int] = {}  # id -> depth of the containers being hashed (to see cycles)
 
     def tag(self, text: str) -> None:
         self.h.update(text.encode("utf-8", "surrogatepass") + b"\x00")
@@ -259,16 +260,32 @@ def _add_bytes(vh: _ValueHasher, value: Any, depth: int) -> None:
 
 
 def _add_sequence(vh: _ValueHasher, value: Any, depth: int) -> None:
+    if _cycle(vh, value, depth):
+        return
     vh.tag(f"{type(value).__name__}:{len(value)}")
     for item in value:
         vh.add(item, depth + 1)
+    del vh.path[id(value)]
 
 
 def _add_mapping(vh: _ValueHasher, value: Mapping, depth: int) -> None:
+    if _cycle(vh, value, depth):
+        return
     vh.tag(f"{type(value).__qualname__}:{len(value)}")
     for key, item in value.items():
         vh.add(key, depth + 1)
         vh.add(item, depth + 1)
+    del vh.path[id(value)]
+
+
+def _cycle(vh: _ValueHasher, value: Any, depth: int) -> bool:
+    """True (tagging how far up it points) when ``value`` contains itself; else it is entered."""
+    above = vh.path.get(id(value))
+    if above is not None:
+        vh.tag(f"cycle:{depth - above}")
+        return True
+    vh.path[id(value)] = depth
+    return False
 
 
 def _add_set(vh: _ValueHasher, value: Any, depth: int) -> None:
