@@ -160,32 +160,36 @@ def _same(a: os.stat_result, b: os.stat_result) -> bool:
 
 
 def _put_in_place(tmp: Path, target: Path, existing: tuple[str, os.stat_result] | None) -> None:
-    """Move the complete snapshot ``tmp`` to ``target``: never over anything but what was checked."""
+    """Move the complete snapshot ``tmp`` to ``target``: never over anything but what was checked.
+
+    ``tmp`` keeps our marker until it has left its temporary name, so a kill at any moment leaves only
+    directories the next store() can prove are ours; the marker is removed from ``target`` afterwards.
+    """
     changed = SnapshotExistsError(
         f"{str(target)!r} changed while the snapshot was being written; nothing was changed there."
     )
     try:
+        if existing is not None and not _same(os.lstat(target), existing[1]):
+            raise changed
         if existing is None:
             rename_noreplace(tmp, target)
-            return
-        kind, before = existing
-        if not _same(os.lstat(target), before):
-            raise changed
-        if kind == "empty":
+        elif existing[0] == "empty":
             os.rename(tmp, target)  # replaces an empty directory only (ENOTEMPTY otherwise)
-            return
-        exchange(tmp, target)
+        else:
+            (target / MARKER).write_text("a previous snapshot, being replaced\n")  # ours once moved aside
+            exchange(tmp, target)
     except (FileExistsError, OSError) as exc:
         if isinstance(exc, SnapshotError):
             raise
         if isinstance(exc, FileExistsError) or exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
             raise changed from None
         raise
-    if not _same(os.lstat(tmp), before):  # what was moved aside is not what was checked: put it back
-        exchange(tmp, target)
-        raise changed
-    (tmp / MARKER).write_text("the previous snapshot, replaced\n")  # ours to remove from now on
-    remove_temp(tmp)
+    if existing is not None and existing[0] == "snapshot":
+        if not _same(os.lstat(tmp), existing[1]):  # what was moved aside is not what was checked: put it back
+            exchange(tmp, target)
+            raise changed
+        remove_temp(tmp)  # the previous snapshot, now under the temporary name
+    (target / MARKER).unlink(missing_ok=True)
 
 
 def store(
@@ -288,7 +292,6 @@ def store(
         if secret is not None:
             _write_synced(tmp / SIGNATURE, f"{SIGNATURE_SCHEME} {signature(body, secret)}\n".encode())
         _write_synced(tmp / MANIFEST, body)  # written last: a directory without it is never a snapshot
-        (tmp / MARKER).unlink()
         _fsync_dir(tmp / "entries")
         _fsync_dir(tmp)
         what = "the snapshot into place"

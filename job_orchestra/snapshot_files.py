@@ -5,10 +5,10 @@ Reading: a snapshot file is opened relative to the snapshot directory without fo
 ``fstat`` must show a regular file of the expected size, and never more than that size is read.
 
 Writing: ``store()`` writes into a temporary sibling named ``.<target>.jo-tmp.<host>.<pid>.<random>.tmp``
-holding a marker file. Such a directory is *provably ours* when its host is this machine, its process is
-gone, and it holds the marker, nothing at all, or a job-orchestra manifest (the short moments around a
-rename, when the marker is already gone); the next ``store()`` in the same directory removes it, whatever
-snapshot it was meant for.
+holding a marker file until it leaves that name (a snapshot being replaced gets the marker before it is
+moved aside under that name). Such a directory is *provably ours* when its host is this machine, its
+process is gone, and it holds the marker (removed last) or nothing at all; the next ``store()`` in the same
+directory removes it, whatever snapshot it was meant for. Nothing else is ever removed.
 """
 
 from __future__ import annotations
@@ -23,8 +23,6 @@ import stat
 import tempfile
 from pathlib import Path
 
-from .manifest import looks_like_manifest
-
 __all__ = ["UnsafeFile", "exchange", "make_temp", "read_file", "remove_abandoned", "remove_temp", "rename_noreplace"]
 
 MARKER = ".job-orchestra-temp"
@@ -34,6 +32,8 @@ _NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 _DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _NOCTTY = getattr(os, "O_NOCTTY", 0)
+_BINARY = getattr(os, "O_BINARY", 0)
+_AT_SUPPORTED = os.open in os.supports_dir_fd and bool(_NOFOLLOW)
 
 
 class UnsafeFile(Exception):
@@ -63,10 +63,16 @@ def read_file(root: Path, name: str, *, size: int | None = None, limit: int | No
     parts = name.split("/")
     fds: list[int] = []
     try:
-        fds.append(os.open(root, os.O_RDONLY | _DIRECTORY | _CLOEXEC))
-        for part in parts[:-1]:
-            fds.append(_open_at(part, fds[-1], os.O_RDONLY | _DIRECTORY | _NOFOLLOW | _CLOEXEC, f"{part}/"))
-        fd = _open_at(parts[-1], fds[-1], os.O_RDONLY | _NOFOLLOW | _NONBLOCK | _NOCTTY | _CLOEXEC, name)
+        if _AT_SUPPORTED:  # each component opened inside the previous one, none followed if a link
+            fds.append(os.open(root, os.O_RDONLY | _DIRECTORY | _CLOEXEC))
+            for part in parts[:-1]:
+                fds.append(_open_at(part, fds[-1], os.O_RDONLY | _DIRECTORY | _NOFOLLOW | _CLOEXEC, f"{part}/"))
+            fd = _open_at(parts[-1], fds[-1], os.O_RDONLY | _NOFOLLOW | _NONBLOCK | _NOCTTY | _CLOEXEC, name)
+        else:  # (Windows) no dir_fd: refuse links along the path, then open it
+            for depth in range(1, len(parts) + 1):
+                if os.path.islink(root.joinpath(*parts[:depth])):
+                    raise UnsafeFile(f"{'/'.join(parts[:depth])!r} is a symbolic link, which snapshots never follow")
+            fd = os.open(root.joinpath(*parts), os.O_RDONLY | _BINARY)
         fds.append(fd)
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
@@ -137,13 +143,7 @@ def _provably_ours(entry: Path) -> bool:
         pass
     except OSError:
         return False
-    if (entry / MARKER).is_file() or not any(entry.iterdir()):
-        return True
-
-    try:
-        return looks_like_manifest(read_file(entry, "manifest.json", limit=1 << 26))
-    except (OSError, UnsafeFile):
-        return False
+    return (entry / MARKER).is_file() or not any(entry.iterdir())
 
 
 def remove_abandoned(parent: Path) -> list[Path]:
@@ -156,8 +156,6 @@ def remove_abandoned(parent: Path) -> list[Path]:
     for entry in candidates:
         try:
             if _provably_ours(entry):
-                if not (entry / MARKER).exists():  # mark it first: a removal cut short stays ours
-                    (entry / MARKER).write_text("abandoned by a killed store()\n")
                 remove_temp(entry)
                 removed.append(entry)
         except OSError:

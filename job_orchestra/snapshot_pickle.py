@@ -58,7 +58,8 @@ def _reduction(obj: Any, proto: int, hide: bool) -> Any:
 
 
 def _restore(obj: Any, payload: tuple[Any, list[tuple[Any, Any]]]) -> None:
-    """Set the attributes of a dict subclass (as pickle's BUILD does), then its items."""
+    """Set the attributes of a dict subclass (as pickle's BUILD does), then its items. Snapshots refer to
+    it by name: it is part of their format, keep it."""
     state, items = payload
     setstate = getattr(type(obj), "__setstate__", None)  # on the type: __getattr__ may need the state
     if setstate is not None:

@@ -73,10 +73,12 @@ class ValueHasher:
         self.h = hasher
         self.code_of = code_of  # the code digest of a user function or class (from the layer above)
         self.on_fallback = on_fallback
+        self.path: dict[int, int] = {}  # id -> depth of the containers being hashed (to see cycles)
 
     def digest_of(self, value: object) -> str:
         """The hash of ``value`` on its own, hashed the same way (for order-free containers)."""
         sub = ValueHasher(new_hasher(), self.code_of, self.on_fallback)
+        sub.path = self.path  # a cycle through an order-free container is still a cycle
         sub.add(value)
         return sub.h.hexdigest()
 
@@ -228,13 +230,28 @@ def _add_bytes(vh: ValueHasher, value: Any, depth: int) -> None:
 
 
 def _add_sequence(vh: ValueHasher, value: Any, depth: int) -> None:
+    if _cycle(vh, value, depth):
+        return
     vh.tag(f"{type(value).__name__}:{len(value)}")
     for item in value:
         vh.add(item, depth + 1)
+    del vh.path[id(value)]
+
+
+def _cycle(vh: ValueHasher, value: Any, depth: int) -> bool:
+    """True (tagging how far up it points) when ``value`` contains itself; else it is entered."""
+    above = vh.path.get(id(value))
+    if above is not None:
+        vh.tag(f"cycle:{depth - above}")
+        return True
+    vh.path[id(value)] = depth
+    return False
 
 
 def _add_mapping(vh: ValueHasher, value: Mapping, depth: int) -> None:
     """Dicts compare equal whatever their insertion order, so they hash the same (an OrderedDict does not)."""
+    if _cycle(vh, value, depth):
+        return
     vh.tag(f"{type(value).__qualname__}:{len(value)}")
     if isinstance(value, collections.OrderedDict):
         items: Any = value.items()
@@ -245,6 +262,7 @@ def _add_mapping(vh: ValueHasher, value: Mapping, depth: int) -> None:
     for key, item in items:
         vh.add(key, depth + 1)
         vh.add(item, depth + 1)
+    del vh.path[id(value)]
 
 
 def _first(pair: tuple) -> Any:

@@ -68,6 +68,11 @@ def describe_exit(exitcode: int | None) -> str:
             signal.SIGBUS: " (a crash in native code: a bus error)",
         }.get(sig, "")
         return f"it was killed by {sig.name}{why}"
+    if exitcode == 255:  # multiprocessing's fork server reports 255 when it could not learn the real status
+        return (
+            "it ended with status 255 before the step returned: os._exit(255), or a death the fork server could "
+            "not report (a signal such as SIGKILL from the out-of-memory killer, or a crash in native code)"
+        )
     return f"it exited with code {exitcode} before the step returned (os._exit() or exit() in native code)"
 
 

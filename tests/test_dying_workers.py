@@ -147,8 +147,13 @@ def test_a_dying_worker_is_named_and_costs_nobody_elses_work(tmp_path, how, seed
         head.materialize("processes", max_workers=workers)
     error = caught.value
     assert error.step == "killer" and str(error).startswith("Step 'killer' (Killer) was running in worker process")
-    assert EXPECTED_WORDS[how] in str(error)
-    assert error.exitcode == EXPECTED_EXIT.get(how, killer.code)
+    if error.exitcode == 255 and killer.code != 255:
+        # multiprocessing's fork server could not read how the process ended (seen under load): the error
+        # must say it cannot tell, rather than name a cause
+        assert "a death the fork server could not report" in str(error)
+    else:
+        assert EXPECTED_WORDS[how] in str(error)
+        assert error.exitcode == EXPECTED_EXIT.get(how, killer.code)
     assert error.pid == int((tmp_path / "dying").read_text())
     started = set(counts(tmp_path, "started"))
     finished = counts(tmp_path, "runs")

@@ -180,3 +180,24 @@ def test_hand_written_master_record_kinds(tmp_path):
     assert isinstance(ctx.cd, AttrDict) and ctx.cd.k == 1
     assert ctx["weird_-_suffix"] == 2
     assert ctx.a.b.c == 3 and ctx.a.d == [1]
+
+
+@pytest.mark.parametrize("how", ["symlink to /dev/zero", "symlink to a copy", "FIFO", "directory"])
+@pytest.mark.parametrize("name", ["matrix_-_np.ndarray.npy", "frame_-_pd.DataFrame.parquet", "master_record.json"])
+def test_only_regular_files_inside_a_11_snapshot_are_read(legacy, tmp_path, how, name):
+    snap = legacy("arrays")
+    file = snap / name
+    data = file.read_bytes()
+    file.unlink()
+    if how == "symlink to /dev/zero":
+        file.symlink_to("/dev/zero")
+    elif how == "symlink to a copy":
+        (tmp_path / "copy").write_bytes(data)
+        file.symlink_to(tmp_path / "copy")
+    elif how == "FIFO":
+        os.mkfifo(file)
+    else:
+        file.mkdir()
+    with pytest.raises(SnapshotError, match=r"not a regular file|never follow"):
+        ctx = Context.load(snap)
+        ctx["matrix"], ctx["frame"]  # reading them is the test

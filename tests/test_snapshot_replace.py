@@ -161,3 +161,36 @@ def test_a_context_still_reading_a_replaced_snapshot_gets_a_clear_error_never_th
     for key in ("version", "data"):
         with pytest.raises(SnapshotError, match=rf"the entry '{key}' is damaged"):
             opened[key]
+
+
+def test_the_cleanup_removes_only_temporary_copies_that_are_provably_ours(tmp_path):
+    """Named like ours, of this machine, of a process that is gone, and marked (or empty): removed by the
+    next store(), whatever its target. Anything else that merely looks similar is kept."""
+    from job_orchestra.snapshot_files import MARKER, _host
+
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - a process that ends at once: its number is free afterwards
+        os._exit(0)
+    os.waitpid(pid, 0)
+    host = _host()
+    cases = {  # name -> (marker, files, removed?)
+        f".a.jo-tmp.{host}.{pid}.x1.tmp": (True, True, True),
+        f".b.jo-tmp.{host}.{pid}.x2.tmp": (False, False, True),  # empty: killed right after mkdtemp
+        f".c.jo-tmp.{host}.{pid}.x3.tmp": (False, True, False),  # not marked: not provably ours
+        f".d.jo-tmp.{host}.{os.getppid()}.x4.tmp": (True, True, False),  # its process is alive
+        f".e.jo-tmp.elsewhere.{pid}.x5.tmp": (True, True, False),  # another machine (a shared disk)
+        f".f.jo-tmp.{host}.{pid}.x6.old": (True, True, False),  # not our name pattern
+        f"g.jo-tmp.{host}.{pid}.x7.tmp": (True, True, False),  # not hidden: not our name pattern
+    }
+    for name, (marker, files, _) in cases.items():
+        (tmp_path / name).mkdir()
+        if marker:
+            (tmp_path / name / MARKER).write_text("x")
+        if files:
+            (tmp_path / name / "data.bin").write_bytes(b"precious")
+    (tmp_path / f".h.jo-tmp.{host}.{pid}.x8.tmp").symlink_to(tmp_path / f".a.jo-tmp.{host}.{pid}.x1.tmp")
+    Context(a=1).store(tmp_path / "unrelated-name")
+    left = {e.name for e in tmp_path.iterdir()}
+    for name, (_, _, removed) in cases.items():
+        assert (name not in left) == removed, name
+    assert f".h.jo-tmp.{host}.{pid}.x8.tmp" in left  # a link is never followed nor removed

@@ -189,6 +189,8 @@ def cases() -> dict[str, Any]:
     """The values the issue found coming back different (each also with a hidden key inside)."""
     selfish: dict[str, Any] = {"x": 1, ".h": 2}
     selfish["me"] = selfish
+    branching: dict[str, Any] = {}  # hashing it for staleness once took 3**depth steps
+    branching.update(a=branching, b=branching, c=[branching, branching, {".h": branching}])
     attributed = Attributed("label", 3)
     attributed.update({"k": [1, 2], ".h": 0})
     return {
@@ -198,6 +200,7 @@ def cases() -> dict[str, Any]:
         "CleverDict": CleverDict({"a": 1, "b c": 2}),
         "CleverDict with a hidden key": CleverDict({"a": 1, ".h": 2}),
         "a dict that contains itself": selfish,
+        "a dict that contains itself many times": branching,
         "hidden keys inside lists and tuples": [({".a": 1, "b": 2},), [{".c": 3}]],
         "Counter": Counter({"a": 1, ".b": 2}),
     }
