@@ -29,7 +29,7 @@ from .shipping import (
     process_context,
     run_on_dask,
     run_shipped,
-    ship_dumps,
+    ship_call,
     strip_step,
 )
 
@@ -69,12 +69,7 @@ class FuturesBackend(Backend):
     def submit(self, name: str, step: Step, inputs: list[Any], key: tuple | None = None) -> Future:
         if not self.ship:
             return self.executor.submit(call_releasing, step.run, inputs, key)
-        payload = dump_step(name, step)
-        try:
-            args = ship_dumps(inputs)
-        except Exception as exc:
-            exc.add_note(f"job-orchestra: the inputs of step {name!r} cannot be serialized (cloudpickle).")
-            raise
+        payload, args = ship_call(name, step, inputs)
         future = self.executor.submit(run_shipped, payload, args)
         self.names[future] = name
         return future

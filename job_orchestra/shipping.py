@@ -35,6 +35,7 @@ __all__ = [
     "process_context",
     "run_on_dask",
     "run_shipped",
+    "ship_call",
     "ship_dumps",
     "strip_step",
 ]
@@ -65,6 +66,17 @@ def dump_step(name: str, step: Step) -> bytes:
             "attributes, create them inside run(), or use executor='threads'."
         )
         raise
+
+
+def ship_call(name: str, step: Step, inputs: list[Any]) -> tuple[bytes, bytes]:
+    """The step and its inputs as bytes for another process; inputs that cannot be sent name the step."""
+    payload = dump_step(name, step)
+    try:
+        args = ship_dumps(inputs)
+    except Exception as exc:
+        exc.add_note(f"job-orchestra: the inputs of step {name!r} cannot be serialized (cloudpickle).")
+        raise
+    return payload, args
 
 
 class RemoteFailure(Exception):

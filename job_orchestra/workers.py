@@ -23,7 +23,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING, Any
 
 from .errors import WorkerDiedError
-from .shipping import Backend, RemoteFailure, dump_step, process_context, run_shipped, ship_dumps
+from .shipping import Backend, RemoteFailure, process_context, run_shipped, ship_call
 
 if TYPE_CHECKING:
     from .step import Step
@@ -125,12 +125,7 @@ class ProcessWorkers(Backend):
         return _Slot(ProcessPoolExecutor(1, mp_context=self.context))
 
     def submit(self, name: str, step: Step, inputs: list[Any], key: tuple | None = None) -> Future:
-        payload = dump_step(name, step)
-        try:
-            args = ship_dumps(inputs)
-        except Exception as exc:
-            exc.add_note(f"job-orchestra: the inputs of step {name!r} cannot be serialized (cloudpickle).")
-            raise
+        payload, args = ship_call(name, step, inputs)
         slot = self._slot()
         _STARTING.ours = True
         try:
