@@ -42,6 +42,36 @@ jo_setup_legacy() {
   export JO11_PYTHON="$dir/bin/python"
 }
 
+# jo_setup_other_pythons: venvs with job-orchestra's dependencies for every other Python 3.11+ found
+# (python3.12, python3.13 on the PATH or under pyenv), so the fingerprint tests check that each compiles the
+# same source to one digest; exports JO_TEST_PYTHONS. Prints one line when there is none (that test skips).
+jo_setup_other_pythons() {
+  if [[ ${JO_SKIP_OTHER_PYTHONS:-0} == 1 ]]; then return 0; fi
+  local found=() cache="${JO_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/job-orchestra}" version py dir
+  for version in 3.12 3.13; do
+    py=""
+    if [[ -n ${PYENV_ROOT:-} ]]; then  # pyenv's own builds (its shims fail for versions not selected)
+      py=$(ls -d "$PYENV_ROOT"/versions/"$version".*/bin/"python$version" 2>/dev/null | tail -n1 || true)
+    fi
+    [[ -n $py ]] || py=$(command -v "python$version" || true)
+    [[ -n $py && -x $py ]] || continue
+    dir="$cache/py$version"
+    if [[ ! -f $dir/.installed || pyproject.toml -nt $dir/.installed ]]; then
+      echo "setup: installing job-orchestra's dependencies for Python $version into $dir (fingerprint tests)" >&2
+      if ! { "$py" -m venv --clear "$dir" && "$dir/bin/python" -m pip install -q -e .; } >/dev/null 2>&1; then
+        echo "setup: could not set up Python $version; the fingerprint tests skip it" >&2; continue
+      fi
+      touch "$dir/.installed"
+    fi
+    found+=("$dir/bin/python")
+  done
+  if ((${#found[@]})); then
+    JO_TEST_PYTHONS=$(IFS=:; echo "${found[*]}"); export JO_TEST_PYTHONS
+  else
+    echo "setup: no Python 3.12 or 3.13 here: the fingerprint tests run on this Python only" >&2
+  fi
+}
+
 find_python() {
   for py in python3 python3.13 python3.12 python3.11; do
     if command -v "$py" >/dev/null && "$py" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
