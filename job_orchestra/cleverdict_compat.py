@@ -10,11 +10,11 @@ raise :class:`CleverDictMethodRetired`, naming what to use instead. See ``docs/c
 
 from __future__ import annotations
 
-import inspect
 import json
 import keyword
+import os
+import sys
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 from .errors import PipelineError
@@ -133,7 +133,7 @@ class CleverDictCompat:
 
     def to_lines(
         self,
-        file_path: str | Path | None = None,
+        file_path: str | os.PathLike[str] | None = None,
         start_from_key: Any = None,
         ignore: Any = None,
         exclude: Any = None,
@@ -150,7 +150,7 @@ class CleverDictCompat:
         text = "\n".join(lines)
         if not file_path:
             return text
-        Path(file_path).write_text(text, encoding="utf-8")
+        _write(file_path, text)
         return None
 
     def get_key(self, name: Any) -> Any:
@@ -165,7 +165,7 @@ class CleverDictCompat:
 
     def info(self, as_str: bool = False, ignore: Any = None, exclude: Any = None, only: Any = None) -> str | None:
         """Print (or return, with ``as_str=True``) each entry with the ways to reach it, as CleverDict did."""
-        frame = inspect.currentframe()
+        frame = sys._getframe()
         caller = frame.f_back.f_locals if frame is not None and frame.f_back is not None else {}
         ids = sorted(k for k, v in caller.items() if v is self)
         lines = [type(self).__name__ + ":"]
@@ -247,9 +247,14 @@ def _result_json(mapping: dict, file_path: Any, ignore: Any, exclude: Any, only:
     text = json.dumps(_filtered(mapping, ignore, exclude, only), indent=4)
     if not file_path:
         return text
-    Path(file_path).write_text(text, encoding="utf-8")
+    _write(file_path, text)
     return None
 
 
 MISSING = _DEFAULT
 """Returned by :func:`result_method` when ``name`` means nothing to a CleverDict either."""
+
+
+def _write(file_path: str | os.PathLike[str], text: str) -> None:
+    with open(file_path, "w", encoding="utf-8") as out:
+        out.write(text)

@@ -22,9 +22,7 @@ from typing import TYPE_CHECKING, Any
 from . import inflight
 from .checks import check_declarations, check_runnable
 from .events import Callback, Dispatcher, gather
-from .executors import resolve
 from .graph import collect
-from .parallel import ParallelRun
 from .plan import ExecutionPlan
 from .redefined import refuse_redefined
 from .runstate import consumer_counts, note_failure, record_result
@@ -55,6 +53,9 @@ def materialize(
         if executor is None or not to_run:
             ticket.planned(plan, to_run, serial=True)
             return _reporting(plan, events, functools.partial(_run_serial, plan, to_run, events, ticket))
+        from .executors import resolve  # concurrent.futures and cloudpickle: paid by the first parallel run
+        from .parallel import ParallelRun  # (and so is the parallel loop)
+
         ticket.planned(plan, to_run, serial=False)
         with resolve(executor, max_workers) as backend:
             return _reporting(plan, events, ParallelRun(plan, to_run, events, backend, ticket).run)

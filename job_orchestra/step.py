@@ -13,7 +13,6 @@ from . import accept, redefined, rendering, scheduler
 from .attrdict import AttrDict
 from .cell_sources import SOURCES_KEY, cell_sources, register
 from .context import Context
-from .drawing import DependencyGraph
 from .errors import InvalidStepError
 from .graph import Node, as_dependency_list, collect, legacy_breadth_first, legacy_depth_first
 from .plan import ExecutionPlan, stale_policy
@@ -22,6 +21,7 @@ from .rendering import start_in_kernel
 if TYPE_CHECKING:
     from concurrent.futures import Executor
 
+    from .drawing import DependencyGraph
     from .events import Callback
     from .plan import StalePolicy
 
@@ -154,6 +154,8 @@ class Step(Node):
 
     def dependency_graph(self) -> DependencyGraph:
         """The pipeline drawn with Graphviz: displays as inline SVG in Jupyter; ``.source`` is DOT."""
+        from .drawing import DependencyGraph  # imports graphviz: paid by the first drawing, not at import
+
         return DependencyGraph.of(self)
 
     def dependency_graph_js(self, enable_wheel_zoom: bool = False) -> str:
