@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from . import graph_cache
 from .errors import CycleError, DuplicateStepName, InvalidStepError
 
 __all__ = [
@@ -159,6 +160,12 @@ def _collect(head: Node) -> PipelineGraph:
     if not isinstance(head, Node):
         raise InvalidStepError(f"expected a Step as the head of a pipeline, got {type(head).__name__}")
     head_name = head._name
+    cached = graph_cache.lookup(head)
+    if cached is not None:
+        order, steps, deps = cached
+        by_order = dict(zip(order, steps))
+        by_order[head_name] = head
+        return PipelineGraph(head_name, by_order, dict(deps))
     name_of: dict[int, str] = {id(head): head_name}  # every step seen, by identity
     by_name: dict[str, Node] = {head_name: head}
     deps_by_name: dict[str, tuple[str, ...]] = {}
@@ -187,7 +194,9 @@ def _collect(head: Node) -> PipelineGraph:
         raise DuplicateStepName(_duplicate_message(duplicates, head), sorted(duplicates))
 
     ordered = _execution_order(head_name, deps_by_name)
-    return PipelineGraph(head_name, {n: by_name[n] for n in ordered}, deps_by_name)
+    graph = PipelineGraph(head_name, {n: by_name[n] for n in ordered}, deps_by_name)
+    graph_cache.remember(head, ordered[:-1], [by_name[n] for n in ordered[:-1]], dict(deps_by_name))
+    return graph
 
 
 def _dependencies_as_list(step: Node) -> list:

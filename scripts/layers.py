@@ -27,6 +27,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     (
         "graph and hashing",
         [
+            "graph_cache",
             "graph",
             "user_code",
             "code_normal",
