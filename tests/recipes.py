@@ -2,7 +2,22 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from job_orchestra import Context, Step
+
+
+def jo11_python() -> Path:
+    """The Python of the job-orchestra 1.1.4 venv the test command sets up (scripts/setup.sh), or $JO11_PYTHON."""
+    if os.environ.get("JO11_PYTHON"):
+        return Path(os.environ["JO11_PYTHON"])
+    cache = (
+        os.environ.get("JO_CACHE_DIR")
+        or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "job-orchestra"
+    )
+    return Path(cache) / "jo11" / "bin" / "python"
+
 
 CALLS: list[str] = []
 

@@ -1,7 +1,7 @@
 """Random pipelines run side by side with the published job-orchestra 1.1.4: same results, same plan rows.
 
 Runs only where a Python with job-orchestra 1.1 is available, named by the JO11_PYTHON environment variable
-(set up with `python3 -m venv /tmp/jo11 && /tmp/jo11/bin/pip install job-orchestra==1.1.4`).
+(the test command, scripts/run-tests.sh, sets it up in a cache directory; $JO11_PYTHON overrides it).
 Plan rows must be identical wherever 1.1's row order is a valid execution order (ours always is).
 """
 
@@ -16,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
-JO11 = os.environ.get("JO11_PYTHON", "/tmp/jo11/bin/python")
+from tests.recipes import jo11_python
+
+JO11 = str(jo11_python())
 RUNNER = Path(__file__).parent / "compat" / "runner.py"
 REPO = Path(__file__).resolve().parents[1]
 

@@ -15,13 +15,15 @@ from pathlib import Path
 
 import pytest
 
+from tests.recipes import jo11_python
+
 pytest.importorskip("cleverdict")
 
 HERE = Path(__file__).parent
 IDIOMS = HERE / "compat" / "idioms.py"
 RECORDED = json.loads((HERE / "fixtures" / "idioms_1_1.json").read_text())
 REPO = HERE.parent
-JO11 = os.environ.get("JO11_PYTHON", "/tmp/jo11/bin/python")
+JO11 = str(jo11_python())
 
 # Where 2.0 differs from 1.1 on purpose: plan rows come in execution order (1.1's reversed breadth-first
 # order is not always valid), and dicts read back from a snapshot are AttrDicts rather than CleverDicts.

@@ -15,6 +15,7 @@ import pytest
 from job_orchestra import Context, Step
 from job_orchestra.drawing import DependencyGraph, status_of
 from job_orchestra.plan import LEGEND, Availability, ExecutionPlan
+from tests.recipes import jo11_python
 
 LEGEND_11 = (
     "Execution plan. Result availability: [*] available - [ ] n/a - [x] no context. "
@@ -266,7 +267,7 @@ def test_a_pipeline_restored_in_a_new_process_is_not_stale(tmp_path):
 
 
 # -- differential check against job-orchestra 1.1.4, where it is installed -------------------------------------
-JO11 = Path(os.environ.get("JO11_PYTHON", "/tmp/jo11/bin/python"))
+JO11 = jo11_python()
 
 
 def random_specs(seed: int, count: int) -> list[dict]:
@@ -344,7 +345,9 @@ def valid_order(text: str, spec: dict) -> bool:
     return all(position[d] < position[name] for name, deps, _ in spec["nodes"] if name in position for d in deps)
 
 
-@pytest.mark.skipif(not JO11.exists(), reason="job-orchestra 1.1.4 is not installed at /tmp/jo11 (or $JO11_PYTHON)")
+@pytest.mark.skipif(
+    not JO11.exists(), reason="job-orchestra 1.1.4 is not set up (scripts/run-tests.sh does it; or set $JO11_PYTHON)"
+)
 def test_plans_match_job_orchestra_11_without_code_edits(tmp_path):
     specs = random_specs(seed=11, count=60)
     # the shape where 1.1's order is not an execution order: H needs A and B, B needs A
