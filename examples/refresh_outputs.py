@@ -13,8 +13,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import nbclient
 import nbformat
+from run_notebooks import execute
 
 HERE = Path(__file__).resolve().parent
 
@@ -22,13 +22,7 @@ HERE = Path(__file__).resolve().parent
 def refresh(path: Path) -> None:
     nb = nbformat.read(path, as_version=4)
     nb.metadata.pop("widgets", None)
-    nbclient.NotebookClient(
-        nb,
-        timeout=600,
-        kernel_name="python3",
-        store_widget_state=False,
-        resources={"metadata": {"path": str(HERE)}},
-    ).execute()
+    execute(nb, store_widget_state=False)
     errors = [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
     if errors:
         raise SystemExit(f"{path.name}: {errors[0]['ename']}: {errors[0]['evalue']} (not written)")

@@ -21,6 +21,18 @@ HERE = Path(__file__).resolve().parent
 OUT = HERE.parent / "artifacts" / "examples"
 
 
+def execute(nb: nbformat.NotebookNode, **options: object) -> None:
+    """Run every cell of ``nb`` in a fresh kernel on local sockets (no "running over TCP" warning)."""
+    with tempfile.TemporaryDirectory() as sockets:
+        km = KernelManager(kernel_name="python3", transport="ipc", ip=str(Path(sockets) / "kernel"))
+        client = nbclient.NotebookClient(nb, km=km, timeout=600, resources={"metadata": {"path": str(HERE)}}, **options)
+        try:
+            client.execute()
+        finally:
+            if km.has_kernel:
+                km.shutdown_kernel(now=True)
+
+
 def main(argv: list[str]) -> int:
     notebooks = [Path(a) for a in argv] or sorted(HERE.glob("*.ipynb"))
     if not notebooks:
@@ -32,14 +44,7 @@ def main(argv: list[str]) -> int:
         nb = nbformat.read(path, as_version=4)
         started = time.perf_counter()
         try:
-            with tempfile.TemporaryDirectory() as sockets:  # local sockets: no "running over TCP" warning
-                km = KernelManager(kernel_name="python3", transport="ipc", ip=str(Path(sockets) / "kernel"))
-                client = nbclient.NotebookClient(nb, km=km, timeout=600, resources={"metadata": {"path": str(HERE)}})
-                try:
-                    client.execute()
-                finally:
-                    if km.has_kernel:
-                        km.shutdown_kernel(now=True)
+            execute(nb)
         except nbclient.exceptions.CellExecutionError as exc:
             failed += 1
             print(f"FAILED {path.name}: {str(exc).splitlines()[-1] if str(exc) else exc}")
