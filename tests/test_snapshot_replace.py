@@ -19,7 +19,9 @@ import pytest
 from job_orchestra import Context, SnapshotError, SnapshotExistsError
 from job_orchestra import snapshot as snapshot_module
 from job_orchestra.cli import main
-from tests.test_cli import PIPELINE
+from tests import test_cli
+
+pipeline = test_cli.pipeline  # the CLI tests' pipeline file, as a fixture here too
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="uses symlinks and FIFOs")
 
@@ -83,16 +85,6 @@ FOREIGN = [
     "FIFO",
     "directory with a manifest.json symlink",
 ]
-
-
-@pytest.fixture
-def pipeline(tmp_path, monkeypatch):
-    path = tmp_path / "cli_pipeline.py"
-    path.write_text(PIPELINE)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("BREAK_SQUARE", raising=False)
-    yield path
-    sys.modules.pop("cli_pipeline", None)
 
 
 @pytest.mark.parametrize("kind", FOREIGN)
