@@ -11,6 +11,7 @@ __all__ = [
     "ConcurrentStepError",
     "CycleError",
     "DuplicateStepName",
+    "FileInputError",
     "HiddenKeyError",
     "InvalidStepError",
     "MissingResultError",
@@ -110,6 +111,19 @@ class WorkerDiedError(PipelineError, RuntimeError):
         self.step = step
         self.exitcode = exitcode
         self.pid = pid
+
+
+class FileInputError(PipelineError, FileNotFoundError):
+    """A ``Step.from_file()`` input has no file to read: the path does not exist, or the directory or glob
+    holds no file. ``step`` is the step's name, ``path`` the path or pattern as given."""
+
+    def __init__(self, message: str, step: str | None = None, path: str | None = None) -> None:
+        super().__init__(message)
+        self.step = step
+        self.path = path
+
+    def __reduce__(self) -> tuple:  # OSError pickles its args only: keep the step and path (process executors)
+        return (type(self), (str(self), self.step, self.path))
 
 
 class AcceptError(PipelineError, ValueError):

@@ -4,9 +4,10 @@
 A fingerprint is recorded as ``"<total>:<code>:<parameters>:<inputs>"``, followed (since job-orchestra 2.0's
 exact fingerprints) by a small record on two more lines: the JSON of the code's parts (label -> 8 hex
 digits) and, for a step with parameters, the JSON of its parameters (name -> [8 hex digits, short text of
-the value or null]). Only the total decides whether a result is fresh; the record only explains. A
-fingerprint without a record (from an older snapshot) still loads: its reasons are the coarse ``code`` and
-``parameters``.
+the value or null]); a reader of ``Step.from_file()`` inputs has a fourth line, the JSON of those inputs'
+files (input name -> {path: 8 hex digits}, or their count). Only the total decides whether a result is
+fresh; the record only explains. A fingerprint without a record (from an older snapshot) still loads: its
+reasons are the coarse ``code`` and ``parameters``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
-__all__ = ["code_reason", "encode_code_parts", "param_reason", "parse_record", "split_fingerprint"]
+__all__ = [
+    "code_reason",
+    "encode_code_parts",
+    "files_record",
+    "param_reason",
+    "parse_record",
+    "split_fingerprint",
+    "with_files_line",
+]
 
 
 def encode_code_parts(parts: dict[str, str]) -> str:
@@ -31,7 +40,20 @@ def split_fingerprint(fingerprint: str) -> tuple[list[str], dict[str, str] | Non
     """``([total, code, params, inputs], code parts, parameters)`` of a recorded fingerprint (None when absent)."""
     core, _, rest = fingerprint.partition("\n")
     code_line, _, params_line = rest.partition("\n")
-    return core.split(":"), parse_record(code_line), parse_record(params_line)
+    return core.split(":"), parse_record(code_line), parse_record(params_line.partition("\n")[0])
+
+
+def with_files_line(fingerprint: str, line: str) -> str:
+    """``fingerprint`` with a fourth record line: the files of its data-file inputs (see file_input)."""
+    lines = fingerprint.split("\n")[:3]
+    lines += [""] * (3 - len(lines))
+    return "\n".join([*lines, line])
+
+
+def files_record(fingerprint: str) -> dict | None:
+    """The fourth record line of a fingerprint (input name -> its files and their digests), if any."""
+    parts = fingerprint.split("\n", 3)
+    return parse_record(parts[3]) if len(parts) == 4 else None
 
 
 def parse_record(line: str) -> Any:

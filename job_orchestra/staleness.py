@@ -7,9 +7,11 @@ Others can add verdicts of their own through :func:`register_reason` without tou
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
+from .file_input import FILES_KEY, Manifest, change_reason, earlier_files, record_of, scan
 from .fingerprint import (
     NO_PARAMS,
     FingerprintPass,
@@ -23,6 +25,7 @@ from .fingerprint import (
     total_of,
 )
 from .graph import defines_run
+from .stale_reasons import files_record, split_fingerprint, with_files_line
 from .step_parameters import KNOWN, combine_params
 
 __all__ = ["Fingerprints", "fingerprint_pass", "register_reason"]
@@ -42,18 +45,27 @@ class Fingerprints:
     digests of steps with parameters (to tell, after a run, which ones ``run()`` changed), and the record
     lines that explain each fingerprint."""
 
-    __slots__ = ("changed", "effective", "heads", "params", "pass_")
+    __slots__ = ("changed", "effective", "file_lines", "files", "heads", "params", "pass_")
 
-    def __init__(self, heads: dict[str, str], effective: dict[str, str], fp_pass: FingerprintPass) -> None:
+    def __init__(
+        self,
+        heads: dict[str, str],
+        effective: dict[str, str],
+        fp_pass: FingerprintPass,
+        files: dict[str, Manifest] | None = None,
+        file_lines: dict[str, str] | None = None,
+    ) -> None:
         self.heads = heads
         self.effective = effective
         self.params = fp_pass.params
         self.pass_ = fp_pass
         self.changed: set[str] = set()
+        self.files = files or {}  # file inputs (Step.from_file) -> their files as planned
+        self.file_lines = file_lines or {}  # readers of file inputs -> the files line of their record
 
     def fast(self, name: str, step: Any, deps: tuple[str, ...]) -> str | None:
         """The fingerprint of ``name`` right after it ran, when nothing moved since the plan (else None)."""
-        if self.changed or len(deps) != 1 or name in self.params:
+        if self.changed or len(deps) != 1 or name in self.params or name in self.file_lines:
             return None
         attrs = step.__dict__
         if len(attrs) != attrs.get(KNOWN):
@@ -71,6 +83,11 @@ class Fingerprints:
         head = self.heads.get(name)
         if head is None:
             return None
+        fingerprint = self._fingerprint(name, graph, head)
+        line = self.file_lines.get(name)
+        return fingerprint if line is None else with_files_line(fingerprint, line)
+
+    def _fingerprint(self, name: str, graph: Any, head: str) -> str:
         step = graph.steps[name]
         deps = graph.deps[name]
         effective = self.effective
@@ -79,7 +96,8 @@ class Fingerprints:
         mark_outputs(step.__dict__)  # attributes the run added are outputs
         if planned is None and not (changed and any(d in changed for d in deps)):
             _, code, params = head.split(":")
-            return make_fingerprint(code, params, [effective[d] for d in deps])[1] + self.pass_.record(name, step)
+            inputs = [effective[d] for d in deps] + ([self.files[name].total] if name in self.files else [])
+            return make_fingerprint(code, params, inputs)[1] + self.pass_.record(name, step)
         params = NO_PARAMS
         record = self.pass_.klass(type(step))[1]
         if planned is not None:
@@ -90,7 +108,8 @@ class Fingerprints:
             if params_line:
                 record += "\n" + params_line
         old_total, code, _ = head.split(":")
-        total, new = make_fingerprint(code, params, [effective[d] for d in deps])
+        inputs = [effective[d] for d in deps] + ([self.files[name].total] if name in self.files else [])
+        total, new = make_fingerprint(code, params, inputs)
         if total != old_total:
             self.heads[name] = f"{total}:{code}:{params}"
             effective[name] = total
@@ -118,6 +137,7 @@ def fingerprint_pass(
     codes: dict[type, str] = {}
     no_params = NO_PARAMS
     extra = _EXTRA_REASONS
+    files: dict[str, Manifest] = {}  # the file inputs (Step.from_file) of the graph, as they stand
 
     last_ctx = recorded_of = None
     for name, step in steps.items():
@@ -129,7 +149,12 @@ def fingerprint_pass(
         else:
             keys = parameter_keys(attrs)
         if code is None or keys:
-            total, fingerprint = step_fingerprint(name, step, [effective[d] for d in step_deps])
+            inputs = [effective[d] for d in step_deps]
+            spec = attrs.get(FILES_KEY)
+            if spec is not None:  # a data-file input: the files' content is one more input (raises if none)
+                files[name] = manifest = scan(spec, name)
+                inputs.append(manifest.total)
+            total, fingerprint = step_fingerprint(name, step, inputs)
             head = fingerprint.rpartition(":")[0]
             if not fp_pass.code[type(step)][2]:  # classes with doubts go the long way, to note them per step
                 codes.setdefault(type(step), head.split(":")[1])
@@ -163,10 +188,32 @@ def fingerprint_pass(
                 kind, index, words = stale_reason(recorded, fingerprint, list(step_deps), inputs)
                 if kind != "upstream":
                     stale[name] = words or kind
+                elif index is not None and step_deps[index] in files:
+                    stale[name] = _file_reason(steps[step_deps[index]], step_deps[index], index, recorded, files)
                 else:
                     stale[name] = _upstream_reason(name, index, deps, avail, available, stale)
         effective[name] = total
-    return Fingerprints(heads, effective, fp_pass), stale, unsure
+    file_lines = _file_lines(deps, files) if files else None
+    return Fingerprints(heads, effective, fp_pass, files, file_lines), stale, unsure
+
+
+def _file_reason(source: Any, dep: str, index: int, recorded: str, files: dict[str, Manifest]) -> str:
+    """``file data/meta.csv changed``: which files of the input ``dep`` changed since ``recorded``."""
+    shown = split_fingerprint(recorded)[0][3].split("/")
+    before = shown[index] if index < len(shown) else ""
+    spec = source.__dict__[FILES_KEY]
+    kept = (files_record(recorded) or {}).get(dep)
+    return change_reason(spec, earlier_files(spec, before, kept), files[dep])
+
+
+def _file_lines(deps: dict[str, tuple[str, ...]], files: dict[str, Manifest]) -> dict[str, str]:
+    """For each reader of a file input, the record line listing that input's files (see file_input)."""
+    lines = {}
+    for name, step_deps in deps.items():
+        inputs = {d: record_of(files[d]) for d in step_deps if d in files}
+        if inputs:
+            lines[name] = json.dumps(inputs, separators=(",", ":"), ensure_ascii=False)
+    return lines
 
 
 def _upstream_reason(

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import linecache
+import os
 import sys
 import warnings
+import weakref
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from . import accept, redefined, rendering, scheduler
+from . import accept, file_input, redefined, rendering, scheduler
 from .attrdict import AttrDict
 from .cell_sources import SOURCES_KEY, cell_sources, register
 from .context import Context
@@ -199,6 +201,24 @@ class Step(Node):
         return _Data(data, name_alias=name_alias)
 
     @staticmethod
+    def from_file(path_or_glob: str | os.PathLike[str], name_alias: str | None = None) -> Step:
+        """An input step for data files: a file, a directory (its files, recursively) or a glob.
+
+        Its output is the path as given (a file) or the sorted list of the files' paths, so a step that reads
+        them depends on it; their content joins the fingerprint, so an edited file makes its readers stale
+        (``file data/meta.csv changed``). Named ``file:<path as given>`` unless ``name_alias`` is given; the
+        same path and alias give the same step.
+        """
+        given = os.fspath(path_or_glob)
+        if not isinstance(given, str) or not given:
+            raise InvalidStepError(f"Step.from_file() takes a non-empty path or glob (str), got {path_or_glob!r}")
+        key = (given, name_alias)
+        step = _FILE_INPUTS.get(key)
+        if step is None:
+            step = _FILE_INPUTS[key] = FileInput(given, name_alias=name_alias)
+        return step
+
+    @staticmethod
     def stepify(
         output: Any,
         depends_on: Step | Sequence[Step] | None = None,
@@ -250,6 +270,21 @@ class _Stepify(Step):
 
     def run(self, *inputs: Any) -> Any:
         return self.output
+
+
+class FileInput(Step):
+    """The input step made by :meth:`Step.from_file`; its files are read by :mod:`job_orchestra.file_input`."""
+
+    def __init__(self, path: str, name_alias: str | None = None) -> None:
+        super().__init__(name_alias=name_alias or f"file:{path}")  # the graph names steps by alias or class
+        self.path = path  # a parameter: the path as given
+        setattr(self, file_input.FILES_KEY, file_input.FileSpec(path))
+
+    def run(self) -> str | list[str]:
+        return file_input.output_of(file_input.FileSpec(self.path), self._name)
+
+
+_FILE_INPUTS: weakref.WeakValueDictionary[tuple[str, str | None], FileInput] = weakref.WeakValueDictionary()
 
 
 class Join(Step):

@@ -32,6 +32,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "user_code",
             "code_normal",
             "value_hash",
+            "file_input",
             "code_digest",
             "step_parameters",
             "stale_reasons",
