@@ -1,7 +1,8 @@
 """Data files as pipeline inputs: what ``Step.from_file(path_or_glob)`` reads, hashes and reports.
 
 A file input names one file, a directory (every file under it, recursively) or a glob. Its fingerprint is
-the content of those files, not their dates: each file's size, ``mtime_ns`` and inode are a fast path that
+the content of those files, not their dates: each file's size, ``mtime_ns``, inode (and ``ctime_ns``, which
+``os.utime`` cannot set back) are a fast path that
 skips re-reading a file seen unchanged in this process (a per-file memo), and a content hash (xxh3, through
 :mod:`job_orchestra.value_hash`) decides. A touched but unchanged file therefore changes nothing, and a
 directory of 10,000 files is re-read only for the files whose size, date or inode moved. A file modified
@@ -27,7 +28,18 @@ from typing import NamedTuple
 from .errors import FileInputError
 from .value_hash import digest, new_hasher
 
-__all__ = ["FILES_KEY", "FileSpec", "Manifest", "change_reason", "file_digest", "output_of", "scan"]
+__all__ = [
+    "FILES_KEY",
+    "FileSpec",
+    "Manifest",
+    "change_reason",
+    "earlier_files",
+    "file_digest",
+    "output_of",
+    "record_of",
+    "remember",
+    "scan",
+]
 
 FILES_KEY = "_jo_files"
 """The attribute of a file-input step holding its :class:`FileSpec` (``_jo_`` keys are not parameters)."""
@@ -61,7 +73,7 @@ class Manifest(NamedTuple):
 
 
 # -- hashing, with the per-file memo ---------------------------------------------------------------------
-_memo: dict[str, tuple[int, int, int, str]] = {}  # absolute path -> (size, mtime_ns, inode, digest)
+_memo: dict[str, tuple[int, int, int, int, str]] = {}  # absolute path -> (size, mtime_ns, ctime_ns, inode, digest)
 _memo_lock = threading.Lock()
 
 
@@ -75,19 +87,25 @@ def _hash_file(path: str) -> str:
 
 
 def file_digest(path: str, st: os.stat_result | None = None) -> str:
-    """The content digest of ``path``, re-read only when its size, ``mtime_ns`` or inode moved since the
-    last time this process read it (or when that read was too close to a write to be trusted)."""
+    """The content digest of ``path``, re-read only when its size, ``mtime_ns``, ``ctime_ns`` or inode moved
+    since this process last read it (or when that read was too close to a write to be trusted). The change
+    time cannot be set back by ``os.utime``, so an edit whose date was restored is still seen."""
     if st is None:
         st = os.stat(path)
     key = os.path.abspath(path)
-    seen = (st.st_size, st.st_mtime_ns, st.st_ino)
+    seen = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
     entry = _memo.get(key)
-    if entry is not None and entry[:3] == seen:
-        return entry[3]
+    if entry is not None and entry[:4] == seen:
+        return entry[4]
     started = time.time_ns()
     value = _hash_file(path)
     after = os.stat(path)
-    if (after.st_size, after.st_mtime_ns, after.st_ino) == seen and st.st_mtime_ns < started - RACY_NS:
+    if (
+        after.st_size,
+        after.st_mtime_ns,
+        after.st_ctime_ns,
+        after.st_ino,
+    ) == seen and st.st_mtime_ns < started - RACY_NS:
         with _memo_lock:
             _memo[key] = (*seen, value)
     elif entry is not None:
@@ -178,18 +196,22 @@ _HISTORY = 64
 
 
 def scan(spec: FileSpec, owner: str) -> Manifest:
-    """The files of ``spec`` and their digests now (raises FileInputError naming ``owner`` when there are
-    none); remembered by total so that a later plan in this process can say which files changed."""
+    """The files of ``spec`` and their digests now (raises FileInputError naming ``owner`` when there are none)."""
     kind, found = _list(spec, owner)
     files = {shown: file_digest(path, st) for path, shown, st in found}
     total = digest(json.dumps([kind, list(files.items())], separators=(",", ":")).encode("utf-8", "surrogatepass"))
-    key = (os.getcwd(), spec.given, total[:8])
+    return Manifest(kind, files, total)
+
+
+def remember(spec: FileSpec, step_total: str, manifest: Manifest) -> None:
+    """Keep what the files were when the input step's fingerprint total was ``step_total``, so that a later
+    plan in this process can say which files changed (readers record that total's first 8 hex digits)."""
+    key = (os.getcwd(), spec.given, step_total[:8])
     with _memo_lock:
-        _history[key] = files
+        _history[key] = manifest.files
         _history.move_to_end(key)
         while len(_history) > _HISTORY:
             _history.popitem(last=False)
-    return Manifest(kind, files, total)
 
 
 def output_of(spec: FileSpec, owner: str) -> str | list[str]:

@@ -11,7 +11,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from .file_input import FILES_KEY, Manifest, change_reason, earlier_files, record_of, scan
+from .file_input import FILES_KEY, Manifest, change_reason, earlier_files, record_of, remember, scan
 from .fingerprint import (
     NO_PARAMS,
     FingerprintPass,
@@ -155,6 +155,8 @@ def fingerprint_pass(
                 files[name] = manifest = scan(spec, name)
                 inputs.append(manifest.total)
             total, fingerprint = step_fingerprint(name, step, inputs)
+            if spec is not None:
+                remember(spec, total, manifest)
             head = fingerprint.rpartition(":")[0]
             if not fp_pass.code[type(step)][2]:  # classes with doubts go the long way, to note them per step
                 codes.setdefault(type(step), head.split(":")[1])
