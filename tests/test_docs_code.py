@@ -70,8 +70,15 @@ class Leaf(Step):
 head = Step.join([Leaf(name_alias=f"L{i}") for i in range(3)])
 """,
     "docs/errors.md": "from job_orchestra import Step\n",
+    "docs/concepts/file-inputs.md": """
+import os, pandas as pd
+os.makedirs("data/parts")
+pd.DataFrame({"group": ["a", "b", "a"], "value": [1, 2, 3]}).to_parquet("data/meta.parquet")
+pd.DataFrame({"x": [1, 2]}).to_csv("data/parts/2024-01.csv", index=False)
+pd.DataFrame({"x": [3, 4]}).to_csv("data/parts/2024-02.csv", index=False)
+""",
 }
-NEEDS = {"docs/concepts/parallel-and-command-line.md": "distributed"}
+NEEDS = {"docs/concepts/parallel-and-command-line.md": "distributed", "docs/concepts/file-inputs.md": "pyarrow"}
 
 RUNNER = r"""
 import contextlib, doctest, io, json, re, sys
