@@ -237,13 +237,19 @@ def earlier_files(spec: FileSpec, total8: str, recorded: object) -> dict[str, st
     return None if files is None else {path: d[:8] for path, d in files.items()}
 
 
-def change_reason(spec: FileSpec, before: dict[str, str] | None, now: Manifest) -> str:
+def change_reason(spec: FileSpec, before: dict[str, str] | None, now: Manifest, recorded: object = None) -> str:
     """The words of a stale row: ``file data/meta.csv changed``, ``file data/b.csv added``,
-    ``3 files changed: data/a.csv, data/b.csv (new), +1 more``."""
+    ``3 files changed: data/a.csv, data/b.csv (new), +1 more``; ``recorded`` is what the reader's record
+    kept of the input (its files, or their count when there were too many to list)."""
     if before is None:
         if now.kind == "file":
             return f"file {spec.given} changed"
-        return f"files of {spec.given} changed (which ones was not recorded: more than {RECORDED_FILES} files)"
+        if isinstance(recorded, int):
+            return (
+                f"files of {spec.given} changed (which ones is not recorded for inputs of over {RECORDED_FILES} "
+                "files, and this process did not plan the earlier ones)"
+            )
+        return f"files of {spec.given} changed"
     after = {path: d[:8] for path, d in now.files.items()}
     changed = []
     for path in sorted(set(before) | set(after)):

@@ -205,7 +205,7 @@ def _file_reason(source: Any, dep: str, index: int, recorded: str, files: dict[s
     before = shown[index] if index < len(shown) else ""
     spec = source.__dict__[FILES_KEY]
     kept = (files_record(recorded) or {}).get(dep)
-    return change_reason(spec, earlier_files(spec, before, kept), files[dep])
+    return change_reason(spec, earlier_files(spec, before, kept), files[dep], kept)
 
 
 def _file_lines(deps: dict[str, tuple[str, ...]], files: dict[str, Manifest]) -> dict[str, str]:

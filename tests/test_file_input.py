@@ -315,6 +315,23 @@ def test_a_10000_file_directory_is_rehashed_only_for_the_file_that_changed(tmp_p
     assert len(ctx.fingerprint("Summary")) < 1000  # over RECORDED_FILES: the record keeps a count, not a list
 
 
+def test_a_fresh_process_names_the_files_up_to_the_recorded_limit_and_says_so_beyond(data, monkeypatch):
+    monkeypatch.setattr(file_input, "RECORDED_FILES", 3)
+    small, big = Context(), Context()
+    Read(depends_on=Step.from_file("data/sub"), ctx=small).materialize()  # 1 file: listed in the record
+    Read(depends_on=Step.from_file("data"), ctx=big, name_alias="All").materialize()  # 4 files: a count
+    _content("data/sub/c.csv")
+    monkeypatch.setattr(file_input, "_history", file_input.OrderedDict())  # as in a fresh process
+    assert Read(depends_on=Step.from_file("data/sub"), ctx=small).execution_plan(show=False)["Read"].reason == (
+        "file data/sub/c.csv changed"
+    )
+    plan = Read(depends_on=Step.from_file("data"), ctx=big, name_alias="All").execution_plan(show=False)
+    assert plan["All"].reason == (
+        "files of data changed (which ones is not recorded for inputs of over 3 files, and this process did not "
+        "plan the earlier ones)"
+    )
+
+
 def test_the_memo_rereads_a_file_whose_date_is_too_recent_to_trust(tmp_path, hash_calls):
     path = tmp_path / "x.csv"
     write(path, "one", old=False)
