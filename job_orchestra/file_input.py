@@ -86,13 +86,14 @@ def _hash_file(path: str) -> str:
     return h.hexdigest()
 
 
-def file_digest(path: str, st: os.stat_result | None = None) -> str:
+def file_digest(path: str, st: os.stat_result | None = None, absolute: bool = False) -> str:
     """The content digest of ``path``, re-read only when its size, ``mtime_ns``, ``ctime_ns`` or inode moved
     since this process last read it (or when that read was too close to a write to be trusted). The change
-    time cannot be set back by ``os.utime``, so an edit whose date was restored is still seen."""
+    time cannot be set back by ``os.utime``, so an edit whose date was restored is still seen. ``absolute``:
+    ``path`` is already absolute (the memo's key)."""
     if st is None:
         st = os.stat(path)
-    key = os.path.abspath(path)
+    key = path if absolute else os.path.abspath(path)
     seen = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
     entry = _memo.get(key)
     if entry is not None and entry[:4] == seen:
@@ -120,13 +121,13 @@ def _join(base: str, name: str) -> str:
 
 
 def _walk(top: str, shown: str, out: list[tuple[str, str, os.stat_result]]) -> None:
-    """Every file under ``top`` (following links to files, not to directories), in name order."""
+    """Every file under ``top`` (following links to files, not to directories), appended to ``out``."""
     stack = [(top, shown)]
     while stack:
         path, label = stack.pop()
         try:
             with os.scandir(path) as it:
-                entries = sorted(it, key=lambda e: e.name)
+                entries = list(it)  # in any order: the listing is sorted by path afterwards
         except OSError:
             continue  # unreadable subdirectory: its files are not listed (a removed one is said so)
         subdirs = []
@@ -141,19 +142,19 @@ def _walk(top: str, shown: str, out: list[tuple[str, str, os.stat_result]]) -> N
                 continue  # a dangling link or a file removed meanwhile
             if stat.S_ISREG(st.st_mode):
                 out.append((entry.path, name, st))
-        stack.extend(reversed(subdirs))
+        stack.extend(subdirs)
 
 
 def _list(spec: FileSpec, owner: str) -> tuple[str, list[tuple[str, str, os.stat_result]]]:
-    """``(kind, [(path, shown path, stat)])`` of an input, or a FileInputError naming ``owner``."""
+    """``(kind, [(absolute path, shown path, stat)])`` of an input, or a FileInputError naming ``owner``."""
     given = spec.given
     found: list[tuple[str, str, os.stat_result]] = []
     if spec.is_glob:
         for match in sorted(glob.glob(given, recursive=True)):
             if os.path.isdir(match):
-                _walk(match, match, found)
+                _walk(os.path.abspath(match), match, found)
             elif os.path.isfile(match):
-                found.append((match, match, os.stat(match)))
+                found.append((os.path.abspath(match), match, os.stat(match)))
         if not found:
             raise FileInputError(
                 f"{owner}: the pattern {given!r} matches no file{_where(given)}. A pipeline does not run on an "
@@ -164,7 +165,7 @@ def _list(spec: FileSpec, owner: str) -> tuple[str, list[tuple[str, str, os.stat
         found.sort(key=lambda item: item[1])
         return "glob", found
     if os.path.isdir(given):
-        _walk(given, given.rstrip("/" + os.sep) or given, found)
+        _walk(os.path.abspath(given), given.rstrip("/" + os.sep) or given, found)
         if not found:
             raise FileInputError(
                 f"{owner}: the directory {given!r} holds no file{_where(given)}. A pipeline does not run on an "
@@ -183,7 +184,7 @@ def _list(spec: FileSpec, owner: str) -> tuple[str, list[tuple[str, str, os.stat
             owner,
             given,
         ) from None
-    return "file", [(given, given, st)]
+    return "file", [(os.path.abspath(given), given, st)]
 
 
 def _where(given: str) -> str:
@@ -198,7 +199,7 @@ _HISTORY = 64
 def scan(spec: FileSpec, owner: str) -> Manifest:
     """The files of ``spec`` and their digests now (raises FileInputError naming ``owner`` when there are none)."""
     kind, found = _list(spec, owner)
-    files = {shown: file_digest(path, st) for path, shown, st in found}
+    files = {shown: file_digest(path, st, True) for path, shown, st in found}
     total = digest(json.dumps([kind, list(files.items())], separators=(",", ":")).encode("utf-8", "surrogatepass"))
     return Manifest(kind, files, total)
 
