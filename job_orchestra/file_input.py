@@ -120,7 +120,7 @@ def _join(base: str, name: str) -> str:
     return name if base in ("", ".") else base.rstrip("/" + os.sep) + "/" + name
 
 
-def _walk(top: str, shown: str, out: list[tuple[str, str, os.stat_result]]) -> None:
+def _walk(top: str, shown: str, out: list[tuple[str, str, os.stat_result]], owner: str) -> None:
     """Every file under ``top`` (following links to files, not to directories), appended to ``out``."""
     stack = [(top, shown)]
     while stack:
@@ -128,8 +128,15 @@ def _walk(top: str, shown: str, out: list[tuple[str, str, os.stat_result]]) -> N
         try:
             with os.scandir(path) as it:
                 entries = list(it)  # in any order: the listing is sorted by path afterwards
-        except OSError:
-            continue  # unreadable subdirectory: its files are not listed (a removed one is said so)
+        except FileNotFoundError:
+            continue  # removed while being listed: its files are gone (and said so)
+        except OSError as exc:  # unreadable: never leave its files out silently
+            raise FileInputError(
+                f"{owner}: cannot list the directory {label!r} ({type(exc).__name__}: {exc.strerror}). Make it "
+                "readable, or give Step.from_file() a glob that leaves it out.",
+                owner,
+                label,
+            ) from None
         subdirs = []
         for entry in entries:
             name = _join(label, entry.name)
@@ -152,7 +159,7 @@ def _list(spec: FileSpec, owner: str) -> tuple[str, list[tuple[str, str, os.stat
     if spec.is_glob:
         for match in sorted(glob.glob(given, recursive=True)):
             if os.path.isdir(match):
-                _walk(os.path.abspath(match), match, found)
+                _walk(os.path.abspath(match), match, found, owner)
             elif os.path.isfile(match):
                 found.append((os.path.abspath(match), match, os.stat(match)))
         if not found:
@@ -165,7 +172,7 @@ def _list(spec: FileSpec, owner: str) -> tuple[str, list[tuple[str, str, os.stat
         found.sort(key=lambda item: item[1])
         return "glob", found
     if os.path.isdir(given):
-        _walk(os.path.abspath(given), given.rstrip("/" + os.sep) or given, found)
+        _walk(os.path.abspath(given), given.rstrip("/" + os.sep) or given, found, owner)
         if not found:
             raise FileInputError(
                 f"{owner}: the directory {given!r} holds no file{_where(given)}. A pipeline does not run on an "
@@ -184,6 +191,13 @@ def _list(spec: FileSpec, owner: str) -> tuple[str, list[tuple[str, str, os.stat
             owner,
             given,
         ) from None
+    if not stat.S_ISREG(st.st_mode):  # a FIFO or a device would block or never end: not data
+        raise FileInputError(
+            f"{owner}: {given!r} is not a regular file (nor a directory). Step.from_file() reads files, "
+            "directories of files and globs.",
+            owner,
+            given,
+        )
     return "file", [(os.path.abspath(given), given, st)]
 
 
@@ -199,7 +213,16 @@ _HISTORY = 64
 def scan(spec: FileSpec, owner: str) -> Manifest:
     """The files of ``spec`` and their digests now (raises FileInputError naming ``owner`` when there are none)."""
     kind, found = _list(spec, owner)
-    files = {shown: file_digest(path, st, True) for path, shown, st in found}
+    files = {}
+    for path, shown, st in found:
+        try:
+            files[shown] = file_digest(path, st, True)
+        except OSError as exc:  # unreadable, or removed since it was listed
+            raise FileInputError(
+                f"{owner}: cannot read the data file {shown!r} ({type(exc).__name__}: {exc.strerror}).",
+                owner,
+                shown,
+            ) from None
     total = digest(json.dumps([kind, list(files.items())], separators=(",", ":")).encode("utf-8", "surrogatepass"))
     return Manifest(kind, files, total)
 

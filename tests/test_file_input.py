@@ -190,6 +190,28 @@ def test_nothing_to_read_is_an_error_at_plan_time_naming_the_step_and_path(data,
     assert (str(copy), copy.step, copy.path) == (str(info.value), info.value.step, info.value.path)
 
 
+def test_a_fifo_is_refused_rather_than_read_forever(data):
+    os.mkfifo("data/pipe")
+    with pytest.raises(FileInputError, match="'data/pipe' is not a regular file"):
+        Read(depends_on=Step.from_file("data/pipe"), ctx=Context()).execution_plan(show=False)
+    plan = Read(depends_on=Step.from_file("data"), ctx=Context()).execution_plan(show=False)  # in a directory:
+    assert plan.to_run == ["file:data", "Read"]  # only regular files count
+
+
+def test_an_unreadable_subdirectory_is_an_error_not_a_shorter_list(data, monkeypatch):
+    real = os.scandir
+
+    def scandir(path):  # as for a directory without read permission (chmod cannot stop root)
+        if str(path).endswith("sub"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(file_input.os, "scandir", scandir)
+    words = "cannot list the directory 'data/sub' (PermissionError: Permission denied)"
+    with pytest.raises(FileInputError, match=re.escape(words)):
+        Read(depends_on=Step.from_file("data"), ctx=Context()).execution_plan(show=False)
+
+
 def test_a_missing_file_is_said_from_a_process_pool(data):
     with pytest.raises(FileInputError, match=re.escape("data/gone.csv")):
         Step.join(
