@@ -209,7 +209,7 @@ class Step(Node):
         (``file data/meta.csv changed``). Named ``file:<path as given>`` unless ``name_alias`` is given; the
         same path and alias give the same step.
         """
-        given = os.fspath(path_or_glob)
+        given = os.fspath(path_or_glob) if isinstance(path_or_glob, (str, os.PathLike)) else None
         if not isinstance(given, str) or not given:
             raise InvalidStepError(f"Step.from_file() takes a non-empty path or glob (str), got {path_or_glob!r}")
         key = (given, name_alias)

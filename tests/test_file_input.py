@@ -163,8 +163,9 @@ def test_names_are_readable_stable_and_distinct(data):
         ]
     )
     assert [len(x) for x in both.materialize()] == [1, 1, 1]
-    with pytest.raises(TypeError, match="non-empty path"):
-        Step.from_file("")
+    for bad in ("", b"data/a.csv", 5, None, ["data/a.csv"]):
+        with pytest.raises(TypeError, match="non-empty path or glob"):
+            Step.from_file(bad)
 
 
 @pytest.mark.parametrize(
