@@ -20,6 +20,7 @@ from typing import Any
 
 import dill
 
+from . import safe_dill
 from .errors import SnapshotError
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "MAX_MANIFEST_BYTES", "decode_key", "encode_key", "parse"]
@@ -197,7 +198,7 @@ def encode_key(key: Any) -> dict[str, Any]:
         return {"key": key, "key_type": "str"}
     if type(key) is int:
         return {"key": key, "key_type": "int"}
-    data = dill.dumps(key, protocol=dill.HIGHEST_PROTOCOL)
+    data = safe_dill.dumps(key, protocol=dill.HIGHEST_PROTOCOL)
     digest = hashlib.sha256(data).hexdigest()
     return {"key": repr(key), "key_type": "dill", "key_dill": data.hex(), "key_sha256": digest}
 

@@ -19,6 +19,7 @@ from typing import Any, BinaryIO
 import cloudpickle
 import dill
 
+from . import safe_dill
 from .errors import HiddenKeyError
 
 __all__ = ["CloudPickler", "Pickler", "dump", "is_hidden", "write"]
@@ -86,7 +87,7 @@ def _passes_on(parts: tuple, hidden: list[str]) -> bool:
     return any(isinstance(c, dict) and all(k in c for k in hidden) for c in candidates)
 
 
-class Pickler(dill.Pickler):
+class Pickler(safe_dill.Pickler):
     """dill's pickler for snapshots: notebook code (``__main__``) by value with only the globals it uses
     (``recurse=True``), so a fresh process can run it; hidden keys are left out when ``hide`` is true."""
 
@@ -119,7 +120,8 @@ class CloudPickler(pickle._Pickler):
         reduction = _reduction(obj, self.proto, self._hide)
         return cloudpickle.Pickler.reducer_override(self, obj) if reduction is NotImplemented else reduction
 
-    dispatch = dict(pickle._Pickler.dispatch)
+    dispatch = dict(pickle._Pickler.dispatch)  # dill has put its own dict saver there: see .safe_dill
+    dispatch[dict] = safe_dill.save_dict
 
     def _save_picklebuffer(self, obj: pickle.PickleBuffer) -> None:
         # The pure-Python pickler writes an empty in-band buffer (an empty numpy array) as the b"" singleton

@@ -196,9 +196,9 @@ class ValueHasher:
         except Exception:
             buffers.clear()
             try:
-                import dill  # heavy: only values no faster path handles
+                from .safe_dill import dumps  # imports dill (heavy): only values no faster path handles
 
-                data = dill.dumps(value, protocol=5, byref=True)
+                data = dumps(value, protocol=5, byref=True)
             except Exception as exc:
                 if self.on_fallback is not None:
                     self.on_fallback(value, exc)
