@@ -43,6 +43,11 @@ def placeholder_reason(source: str) -> str:
 
 def _source_ready(group: Any, plan_of: Callable[[Node], Any]) -> tuple[bool, Any]:
     source = group._jo_source
+    if source in GROUPS:  # a map over another map's output: collected from its items' cached results
+        deps = source.dependencies
+        if source._jo_pending or any(d.ctx is None for d in deps) or plan_of(source).to_run != [source._name]:
+            return False, None
+        return True, source.run(*(d.ctx[d._name] for d in deps))
     if source.ctx is None:
         return False, None
     head_row = plan_of(source).rows[-1]
@@ -81,11 +86,13 @@ def pending_groups(head: Node) -> list[Any]:
 def refuse_without_context(group: Any) -> None:
     """A dynamic source must keep its result: the items are built from it between two scheduler passes."""
     source = group._jo_source
-    if source.ctx is None:
+    keeper = next((d for d in source.dependencies if d.ctx is None), None) if source in GROUPS else source
+    if keeper is not None and keeper.ctx is None:
         raise MapSourceError(
-            f"{group._name} is mapped over the output of {source._name}, which has no Context: its items are "
-            f"known only after {source._name} runs, and its result must be kept for them. Give "
-            f"{source._name} ctx= (the same Context as the items).",
+            f"{group._name} is mapped over the output of {source._name}, which has no Context"
+            f"{f' for {keeper._name}' if keeper is not source else ''}: its items are known only after "
+            f"{source._name} runs, and its result must be kept for them. Give {keeper._name} ctx= (the same "
+            "Context as the items).",
             group._name,
             source._name,
         )
