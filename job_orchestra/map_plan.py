@@ -8,6 +8,7 @@ A pipeline without any mapped step pays one truth test of a weak set per plan.
 
 from __future__ import annotations
 
+import warnings
 import weakref
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -170,3 +171,17 @@ def stuck(group: Any) -> MapSourceError:
         group._name,
         source,
     )
+
+
+def warn_run_twice(graph: Any, to_run: list[str], ran_first: set[str]) -> None:
+    """Say so when a step without a Context ran in a source's pass and must run again for the items."""
+    steps = graph.steps  # a group's own collect step is cheap: it only gathers its items' cached results
+    again = [n for n in to_run if n in ran_first and steps[n].ctx is None and steps[n] not in GROUPS]
+    if again:
+        shown = ", ".join(again[:5]) + (f" and {len(again) - 5} more" if len(again) > 5 else "")
+        warnings.warn(
+            f"{shown} ran to give a mapped step its items and runs again for the rest of the pipeline: without "
+            "a Context its result is not kept between the two passes. Give it ctx= to run it once.",
+            RuntimeWarning,
+            stacklevel=4,
+        )

@@ -3,6 +3,7 @@ source's result is cached, materialize() runs the source first, then the items; 
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pytest
@@ -168,3 +169,30 @@ def test_dask_runs_the_items() -> None:
         group = Trial.map(day=["mon", "tue"], seed=range(2), how="zip", ctx=ctx)
         assert group.materialize(client) == {("mon", 0): "mon/0", ("tue", 1): "tue/1"}
     assert "Trial[mon,0]" in ctx
+
+
+def test_a_step_without_context_needed_by_the_source_and_the_items_is_said_to_run_twice(box: Box) -> None:
+    ctx = Context()
+    shared = Source(values=5, box=box.path, name_alias="Shared")  # no Context
+    listing = Lister(shared, box=box.path, ctx=ctx)
+    group = Item.map(shared, x=listing, ctx=ctx, fixed={"box": box.path})
+    with pytest.warns(RuntimeWarning, match="Shared ran to give a mapped step its items and runs again"):
+        assert group.materialize() == [("a", (5,)), ("b", (5,))]
+    assert box.runs().count("Shared") == 2
+    box.clear()
+    ctx = Context()
+    kept = Source(values=5, box=box.path, name_alias="Shared", ctx=ctx)  # with a Context: once, no warning
+    group = Item.map(kept, x=Lister(kept, box=box.path, ctx=ctx), ctx=ctx, fixed={"box": box.path})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        group.materialize()
+    assert box.runs().count("Shared") == 1
+
+
+class Lister(Step):
+    def __init__(self, *deps: Step, box: str = "", **kw: object) -> None:
+        super().__init__(depends_on=list(deps), **kw)
+        self.box = box
+
+    def run(self, *inputs: object) -> list:
+        return ["a", "b"]
