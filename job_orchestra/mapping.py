@@ -118,7 +118,7 @@ class _Nothing:
 
 
 _NOTHING = _Nothing()
-_SOURCE_ELSEWHERE = _Nothing()  # a shipped copy: its first input is the source's output
+_SOURCE_ELSEWHERE = _Nothing()  # a shipped copy: its last input is the source's output
 
 
 def map_step(
@@ -141,6 +141,11 @@ def map_step(
             raise InvalidStepError(
                 f"{group}.map(): {k!r} is in fixed= and is also a mapped or reserved keyword; give it once."
             )
+    if how not in (None, "product", "zip"):
+        raise InvalidStepError(
+            f"{group}.map(): how= takes 'product' (every combination, a grid) or 'zip' (the i-th value of "
+            f"each), got how={how!r}."
+        )
     if not over:
         raise InvalidStepError(
             f"{group}.map(): no mapped parameter. Pass one as a keyword, e.g. {cls.__name__}.map(fold=range(5))."
@@ -189,6 +194,8 @@ def map_step(
 def _make(cls: type[Step], args: tuple, passed: dict, fixed: dict, spec: ItemSpec, group: str, index: int) -> Step:
     try:
         item = cls(*args, **passed, name_alias=spec.name, **fixed, **spec.params)
+    except InvalidStepError:
+        raise
     except TypeError as exc:
         raise InvalidStepError(
             f"{group}.map(): {cls.__name__}({', '.join([*passed, 'name_alias', *fixed, *spec.params])}) "
