@@ -163,7 +163,7 @@ def test_dask_runs_the_items() -> None:
     distributed = pytest.importorskip("distributed")
     ctx = Context()
     with (
-        distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as c,
+        distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=":0") as c,
         distributed.Client(c) as client,
     ):
         group = Trial.map(day=["mon", "tue"], seed=range(2), how="zip", ctx=ctx)
