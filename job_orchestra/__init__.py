@@ -13,6 +13,8 @@ from .errors import (
     FileInputError,
     HiddenKeyError,
     InvalidStepError,
+    MapKeyError,
+    MapSourceError,
     MissingResultError,
     PipelineError,
     RedefinedStepError,
@@ -23,6 +25,7 @@ from .errors import (
     WorkerDiedError,
 )
 from .events import Callback
+from .mapping import MapGroup
 from .plan import ExecutionPlan, PlanRow
 from .step import Step
 
@@ -39,6 +42,9 @@ __all__ = [
     "FileInputError",
     "HiddenKeyError",
     "InvalidStepError",
+    "MapGroup",
+    "MapKeyError",
+    "MapSourceError",
     "MissingResultError",
     "PipelineError",
     "PlanRow",
