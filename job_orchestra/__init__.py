@@ -1,7 +1,7 @@
 """job-orchestra: pipelines of Steps for data science, Jupyter-first.
 
-Declare a pipeline as a graph of :class:`Step` subclasses, call ``head.materialize()``, and keep results
-in a :class:`Context` so work is not repeated and can be snapshotted to disk.
+Declare a pipeline as a graph of :class:`Step` subclasses (or functions decorated with :func:`step`), call
+``head.materialize()``, and keep results in a :class:`Context` so work is not repeated and can be snapshotted to disk.
 """
 
 from .attrdict import AttrDict
@@ -10,6 +10,7 @@ from .errors import (
     ConcurrentStepError,
     CycleError,
     DuplicateStepName,
+    FunctionStepError,
     HiddenKeyError,
     InvalidStepError,
     MissingResultError,
@@ -22,6 +23,7 @@ from .errors import (
     WorkerDiedError,
 )
 from .events import Callback
+from .function_step import step
 from .plan import ExecutionPlan, PlanRow
 from .step import Step
 
@@ -35,6 +37,7 @@ __all__ = [
     "CycleError",
     "DuplicateStepName",
     "ExecutionPlan",
+    "FunctionStepError",
     "HiddenKeyError",
     "InvalidStepError",
     "MissingResultError",
@@ -48,4 +51,5 @@ __all__ = [
     "UnserializableValueError",
     "WorkerDiedError",
     "__version__",
+    "step",
 ]
