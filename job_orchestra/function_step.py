@@ -96,6 +96,11 @@ def _check_function(func: object) -> types.FunctionType:
             "remove the '/' or the default."
         )
     sig = signature_of(func)
+    if sig.varargs and len(sig.params) > code.co_kwonlyargcount:
+        raise FunctionStepError(
+            f"@step {name}: parameters with a default before *{sig.varargs} would take its inputs; "
+            f"make them keyword-only (after *{sig.varargs})."
+        )
     for what, names in (("input", (*sig.inputs, *([sig.varargs] if sig.varargs else []))), ("parameter", sig.params)):
         for arg in names:
             if arg in _RESERVED or arg.startswith("_jo_") or (what == "parameter" and hasattr(FunctionStep, arg)):
