@@ -13,6 +13,8 @@ from .errors import (
     FunctionStepError,
     HiddenKeyError,
     InvalidStepError,
+    MapKeyError,
+    MapSourceError,
     MissingResultError,
     PipelineError,
     RedefinedStepError,
@@ -24,6 +26,7 @@ from .errors import (
 )
 from .events import Callback
 from .function_step import step
+from .mapping import MapGroup
 from .plan import ExecutionPlan, PlanRow
 from .step import Step
 
@@ -40,6 +43,9 @@ __all__ = [
     "FunctionStepError",
     "HiddenKeyError",
     "InvalidStepError",
+    "MapGroup",
+    "MapKeyError",
+    "MapSourceError",
     "MissingResultError",
     "PipelineError",
     "PlanRow",
