@@ -536,3 +536,20 @@ def test_notebook_function_steps_travel_in_snapshots_to_a_fresh_process(tmp_path
     serial = second.stdout.partition("RESULT")[0]
     assert "RUN Total" in serial and "RUN shifted" not in serial and "RUN numbers" not in serial
     assert verdict in second.stdout
+
+
+# -- Step.map on function steps --------------------------------------------------------------------------------
+@pytest.mark.parametrize("executor", [None, "threads", "processes"])
+def test_function_steps_map_over_parameters_and_items_keep_their_own_results(executor):
+    ctx = Context()
+    data = numbers(ctx=ctx)
+    group = scaled.map(data, factor=[1, 2, 3], ctx=ctx)
+    assert group.materialize(executor) == [[0, 1, 2, 3], [0, 2, 4, 6], [0, 3, 6, 9]]
+    assert [ctx[f"scaled[{f}]"] for f in (1, 2, 3)] == [[0, 1, 2, 3], [0, 2, 4, 6], [0, 3, 6, 9]]
+    grown = scaled.map(data, factor=[1, 2, 3, 4], ctx=ctx)
+    plan = grown.execution_plan(show=False)
+    assert [plan[f"scaled[{f}]"].availability.value for f in (1, 2, 3, 4)] == ["[*]", "[*]", "[*]", "[ ]"]
+    grid = report.map(Total(depends_on=data), data, title={"a": "A", "b": "B"}, ctx=ctx)
+    assert grid.materialize(executor) == {"a": "A: 6 of 4", "b": "B: 6 of 4"}
+    with pytest.raises(InvalidStepError, match=r"scaled\.map\(\).*unknown parameter\(s\) 'scale'"):
+        scaled.map(data, scale=[1, 2])
