@@ -4,8 +4,8 @@
 
 Counts non-blank lines that are not only a comment (docstrings count: each version has the same three), of
 the notebook cells tagged ``pipeline`` in examples/02-data-science.ipynb (definitions, wiring, the run), of
-the first two Python blocks of docs/sklearn-classes.md (the steps; the wiring and run), and of benchmarks/sklearn_hamilton.py without its module
-docstring (the driver that runs it counts).
+the first two Python blocks of docs/sklearn-classes.md (the steps; the wiring and run), and of
+benchmarks/sklearn_hamilton.py without its module docstring (the driver that runs it counts).
 """
 
 from __future__ import annotations
