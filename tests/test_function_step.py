@@ -553,3 +553,12 @@ def test_function_steps_map_over_parameters_and_items_keep_their_own_results(exe
     assert grid.materialize(executor) == {"a": "A: 6 of 4", "b": "B: 6 of 4"}
     with pytest.raises(InvalidStepError, match=r"scaled\.map\(\).*unknown parameter\(s\) 'scale'"):
         scaled.map(data, scale=[1, 2])
+
+
+def test_the_errors_page_names_tests_that_exist():
+    import re
+
+    text = (REPO / "docs" / "errors.md").read_text(encoding="utf-8")
+    section = text[text.index("## Function steps (`@step`)") : text.index("## Accepting code")]
+    named = re.findall(r"`test_function_step\.py::(test_\w+)`", section)
+    assert len(named) >= 4 and all(name in globals() for name in named), named
