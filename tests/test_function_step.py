@@ -562,3 +562,38 @@ def test_the_errors_page_names_tests_that_exist():
     section = text[text.index("## Function steps (`@step`)") : text.index("## Accepting code")]
     named = re.findall(r"`test_function_step\.py::(test_\w+)`", section)
     assert len(named) >= 4 and all(name in globals() for name in named), named
+
+
+def test_a_redefined_function_is_marked_and_rebind_moves_its_steps_keeping_parameters(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    source = "from job_orchestra import step\n\n\n@step\ndef rescaled(*, k=1):\n    return k\n"
+    (tmp_path / "fsteps_redefined.py").write_text(source)
+    module = importlib.import_module("fsteps_redefined")
+    try:
+        ctx = Context()
+        built = module.rescaled(k=3, ctx=ctx)
+        assert built.materialize() == 3
+        (tmp_path / "fsteps_redefined.py").write_text(source.replace("return k", "return k + 1"))
+        importlib.invalidate_caches()
+        importlib.reload(module)
+        assert "(!) rescaled: class rescaled was redefined" in str(built.execution_plan(show=False))
+        with pytest.raises(Exception, match="would run old code"):
+            built.materialize()
+        built.rebind()
+        row = built.execution_plan(show=False)["rescaled"]
+        assert (row.availability.value, row.reason) == ("[~]", "code: rescaled")
+        assert built.materialize() == 4 and built.k == 3
+    finally:
+        sys.modules.pop("fsteps_redefined", None)
+
+
+def test_the_line_count_script_counts_the_three_versions():
+    result = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "count_lines.py")], capture_output=True, text=True, check=True
+    )
+    counts = {line.split("(")[0].strip(): int(line.split()[-2]) for line in result.stdout.splitlines()}
+    functions = counts["job-orchestra, @step functions + Step.map"]
+    classes = counts["job-orchestra, Step classes + Step.map"]
+    hamilton = counts["Apache Hamilton"]
+    assert 40 < functions < min(hamilton, classes)  # the goal: fewer lines than Hamilton and than classes
