@@ -83,7 +83,7 @@ def _hashed_by_content(obj: object) -> bool:
     return top in ("numpy", "pandas") or isinstance(obj, enum.Enum) or is_user(cls)
 
 
-def _is_function_step(klass: type) -> bool:
+def is_function_step(klass: type) -> bool:
     """A class made by ``@step``: its function is labelled by its own name (``code: train``)."""
     return any((b.__module__, b.__name__) == _FUNCTION_STEP for b in klass.__bases__)
 
@@ -205,7 +205,7 @@ class _Walker:
                 self.watch.append(("ns", namespace, name, member))
                 shown = (
                     klass.__qualname__
-                    if name == "func" and _is_function_step(klass)
+                    if name == "func" and is_function_step(klass)
                     else f"{klass.__qualname__}.{name}"
                 )
                 label = self.label("", shown, klass.__module__, member)

@@ -577,7 +577,7 @@ def test_a_redefined_function_is_marked_and_rebind_moves_its_steps_keeping_param
         (tmp_path / "fsteps_redefined.py").write_text(source.replace("return k", "return k + 1"))
         importlib.invalidate_caches()
         importlib.reload(module)
-        assert "(!) rescaled: class rescaled was redefined" in str(built.execution_plan(show=False))
+        assert "(!) rescaled: function rescaled was redefined" in str(built.execution_plan(show=False))
         with pytest.raises(Exception, match="would run old code"):
             built.materialize()
         built.rebind()
