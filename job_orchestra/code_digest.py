@@ -204,9 +204,7 @@ class _Walker:
                 member = namespace[name]
                 self.watch.append(("ns", namespace, name, member))
                 shown = (
-                    klass.__qualname__
-                    if name == "func" and is_function_step(klass)
-                    else f"{klass.__qualname__}.{name}"
+                    klass.__qualname__ if name == "func" and is_function_step(klass) else f"{klass.__qualname__}.{name}"
                 )
                 label = self.label("", shown, klass.__module__, member)
                 self.add_member(label, member, klass.__module__)
