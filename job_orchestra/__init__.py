@@ -1,7 +1,7 @@
 """job-orchestra: pipelines of Steps for data science, Jupyter-first.
 
-Declare a pipeline as a graph of :class:`Step` subclasses, call ``head.materialize()``, and keep results
-in a :class:`Context` so work is not repeated and can be snapshotted to disk.
+Declare a pipeline as a graph of :class:`Step` subclasses (or functions decorated with :func:`step`), call
+``head.materialize()``, and keep results in a :class:`Context` so work is not repeated and can be snapshotted to disk.
 """
 
 from .attrdict import AttrDict
@@ -11,6 +11,7 @@ from .errors import (
     CycleError,
     DuplicateStepName,
     FileInputError,
+    FunctionStepError,
     HiddenKeyError,
     InvalidStepError,
     MapKeyError,
@@ -25,6 +26,7 @@ from .errors import (
     WorkerDiedError,
 )
 from .events import Callback
+from .function_step import step
 from .mapping import MapGroup
 from .plan import ExecutionPlan, PlanRow
 from .step import Step
@@ -40,6 +42,7 @@ __all__ = [
     "DuplicateStepName",
     "ExecutionPlan",
     "FileInputError",
+    "FunctionStepError",
     "HiddenKeyError",
     "InvalidStepError",
     "MapGroup",
@@ -56,4 +59,5 @@ __all__ = [
     "UnserializableValueError",
     "WorkerDiedError",
     "__version__",
+    "step",
 ]

@@ -36,7 +36,10 @@ __all__ = ["CodeRecord", "code_digest", "code_record"]
 
 _SALT = f"{ALGORITHM}|{sys.implementation.cache_tag}|v2|".encode()
 _MISSING = object()
-_OUR_BASES = frozenset({("job_orchestra.step", "Step"), ("job_orchestra.graph", "Node")})  # never hashed
+_OUR_BASES = frozenset(
+    {("job_orchestra.step", "Step"), ("job_orchestra.graph", "Node"), ("job_orchestra.function_step", "FunctionStep")}
+)  # never hashed
+_FUNCTION_STEP = ("job_orchestra.function_step", "FunctionStep")  # ``@step`` classes: ``func`` is their code
 
 _IGNORED_CLASS_ATTRS = frozenset(
     {
@@ -78,6 +81,11 @@ def _hashed_by_content(obj: object) -> bool:
     cls = type(obj)
     top = cls.__module__.partition(".")[0]
     return top in ("numpy", "pandas") or isinstance(obj, enum.Enum) or is_user(cls)
+
+
+def is_function_step(klass: type) -> bool:
+    """A class made by ``@step``: its function is labelled by its own name (``code: train``)."""
+    return any((b.__module__, b.__name__) == _FUNCTION_STEP for b in klass.__bases__)
 
 
 class CodeRecord(NamedTuple):
@@ -195,7 +203,10 @@ class _Walker:
                     continue
                 member = namespace[name]
                 self.watch.append(("ns", namespace, name, member))
-                label = self.label("", f"{klass.__qualname__}.{name}", klass.__module__, member)
+                shown = (
+                    klass.__qualname__ if name == "func" and is_function_step(klass) else f"{klass.__qualname__}.{name}"
+                )
+                label = self.label("", shown, klass.__module__, member)
                 self.add_member(label, member, klass.__module__)
 
     def add_member(self, label: str, member: object, module: str | None) -> None:

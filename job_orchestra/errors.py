@@ -12,6 +12,7 @@ __all__ = [
     "CycleError",
     "DuplicateStepName",
     "FileInputError",
+    "FunctionStepError",
     "HiddenKeyError",
     "InvalidStepError",
     "MapKeyError",
@@ -34,6 +35,15 @@ class PipelineError(Exception):
 class InvalidStepError(PipelineError, TypeError):
     """A step is declared wrongly: a non-Step dependency, a bad argument type, a ``run()`` that cannot
     take its inputs."""
+
+
+class FunctionStepError(InvalidStepError):
+    """A function decorated with ``@step`` cannot be a step, or one of its steps is built with the wrong inputs
+    or parameters; the message names the step."""
+
+    def __init__(self, message: str, step: str | None = None) -> None:
+        super().__init__(message)
+        self.step = step
 
 
 class MissingResultError(InvalidStepError, KeyError):

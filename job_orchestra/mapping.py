@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from . import map_plan, step
+from . import map_plan
 from .errors import InvalidStepError, MapSourceError
 from .map_keys import ItemSpec, MapItem, combine, is_collection, param_items
 from .map_plan import GroupSummary
-from .step import Step
+from .step import Step, _mapper  # not `from . import step`: job_orchestra.step is the @step decorator
 
 __all__ = ["GroupSummary", "MapGroup", "MapItem", "map_step"]
 
@@ -206,4 +206,4 @@ def _make(cls: type[Step], args: tuple, passed: dict, fixed: dict, spec: ItemSpe
     return item
 
 
-step._mapper[0] = map_step
+_mapper[0] = map_step

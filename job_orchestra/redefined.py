@@ -15,6 +15,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING
 
+from .code_digest import is_function_step
 from .errors import RedefinedStepError
 from .fingerprint import code_digest
 from .graph import collect
@@ -57,7 +58,8 @@ def _class_reason(cls: type, memo: dict[type, str | None]) -> str | None:
         now = current_class(base)
         if now is not None and now is not base and not _same_code(base, now):
             if base is cls:
-                reason = f"class {cls.__name__} was redefined after this step was built"
+                kind = "function" if is_function_step(cls) else "class"  # @step: the user wrote a function
+                reason = f"{kind} {cls.__name__} was redefined after this step was built"
             else:
                 reason = (
                     f"class {base.__name__} (a base of {cls.__name__}) was redefined after class "

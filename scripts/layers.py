@@ -50,7 +50,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         "execution",
         ["inflight", "checks", "runstate", "shipping", "workers", "executors", "parallel", "scheduler", "progress"],
     ),
-    ("facade", ["drawing", "step", "mapping", "__init__", "cli", "__main__"]),
+    ("facade", ["drawing", "step", "mapping", "function_step", "__init__", "cli", "__main__"]),
 ]
 PACKAGES = ["job_orchestra", "jupyter_ext"]  # the second is built on the first, never the reverse
 
