@@ -39,7 +39,20 @@ LAYERS: list[tuple[str, list[str]]] = [
             "cell_sources",
         ],
     ),
-    ("storage", ["manifest", "snapshot_files", "snapshot_pickle", "legacy", "snapshot_load", "snapshot", "context"]),
+    (
+        "storage",
+        [
+            "manifest",
+            "snapshot_files",
+            "store_fsspec",
+            "stores",
+            "snapshot_pickle",
+            "legacy",
+            "snapshot_load",
+            "snapshot",
+            "context",
+        ],
+    ),
     ("plan", ["redefined", "staleness", "plan", "accept"]),
     (
         "execution",
