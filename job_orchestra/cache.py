@@ -20,7 +20,6 @@ from .cache_index import (
     CACHE_FORMAT,
     CACHE_FORMAT_VERSION,
     MARKER,
-    RECORD_NAME,
     VALUE_NAME,
     key_id,
     lazy_value,
@@ -271,9 +270,7 @@ def _bind(ctx: Context, store: Store, secret: bytes | None) -> CacheBinding:
     return binding
 
 
-def open_cache(
-    cls: type[Context], path_or_url: Any, *, key: bytes | str | None = None, trust: bool = False
-) -> Context:
+def open_cache(cls: type[Context], path_or_url: Any, *, key: bytes | str | None = None, trust: bool = False) -> Context:
     """A Context bound to the cache at ``path_or_url`` (created if new): see ``Context.open``."""
     secret = check_key(key, "Context.open()")
     store = open_store(path_or_url)

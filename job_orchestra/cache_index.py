@@ -121,6 +121,12 @@ class StoreLoader(_EntryLoader):
         super().__init__(_Where(store.url), record, label)
         self.store = store
 
+    def _damaged(self, why: str) -> CacheError:
+        return CacheError(
+            f"The cache {self.store.url}: {self.label} is damaged: {why} (file {self.record['file']!r}). Nothing "
+            "of it was unpickled. Delete the entry with del ctx[key] (it is computed again), or restore the cache."
+        )
+
     def read(self) -> bytes:
         name = self.record["file"]
         try:
