@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import re
 import secrets
 import threading
 import time
@@ -41,7 +42,8 @@ if TYPE_CHECKING:
 
 __all__ = ["CacheBinding", "CachedVersion", "DiskUsage", "load_cache", "open_cache"]
 
-ORPHAN_GRACE = 3600.0  # a value file without a record is removed by prune() only when older than this
+ORPHAN_GRACE = 3600.0  # a value or temporary file without a record is removed by prune() only when older than this
+TEMP_NAME = re.compile(r"^\.[0-9a-f.]+(?:json|dill)\.[A-Za-z0-9_]+\.jo-tmp$")  # LocalStore's temporary names
 
 
 class DiskUsage(NamedTuple):
@@ -225,6 +227,15 @@ class CacheBinding:
                 continue
             if age > ORPHAN_GRACE and not self.store.exists(record_rel(*rel[7:].split(".")[:2])):
                 self.store.delete(rel)
+        for folder in ("values", "index"):  # temporary files of writers killed mid-write
+            try:
+                entries = list(os.scandir(self.store.root / folder))
+            except FileNotFoundError:
+                continue
+            for entry in entries:
+                if TEMP_NAME.match(entry.name) and entry.is_file(follow_symlinks=False):
+                    if now - entry.stat(follow_symlinks=False).st_mtime > ORPHAN_GRACE:
+                        self.store.delete(f"{folder}/{entry.name}")
 
 
 def _check_place(store: Store, trust: bool, secret: bytes | None) -> None:

@@ -212,3 +212,27 @@ def test_damaged_value_is_refused_before_unpickling(tmp_path, same_size):
         with pytest.raises(CacheError, match=r"damaged.*Nothing of it was unpickled"):
             reopened[key]
     assert not marker.exists()
+
+
+def test_prune_removes_what_killed_writers_left_once_it_is_old(tmp_path):
+    ctx = Context.open(tmp_path / "c")
+    pipeline(ctx, 1).materialize()
+    values, index = tmp_path / "c" / "values", tmp_path / "c" / "index"
+    names = {
+        "old_orphan": values / f"{'a' * 32}.{'b' * 32}.{'c' * 16}.dill",
+        "young_orphan": values / f"{'d' * 32}.{'b' * 32}.{'c' * 16}.dill",
+        "old_temp": index / f".{'a' * 32}.{'b' * 32}.json.x1y2z3ab.jo-tmp",
+        "old_foreign": values / "notes.dill",
+    }
+    for path in names.values():
+        path.write_bytes(b"x")
+    old = time.time() - 2 * 3600
+    for label in ("old_orphan", "old_temp", "old_foreign"):
+        os.utime(names[label], (old, old))
+    before = ctx.disk_usage()
+    assert ctx.prune() == []  # no version removed...
+    assert not names["old_orphan"].exists() and not names["old_temp"].exists()  # ...but the leftovers are
+    assert names["young_orphan"].exists() and names["old_foreign"].exists()
+    assert ctx.disk_usage() == before
+    RUNS.clear()
+    assert pipeline(Context.open(tmp_path / "c"), 1).materialize() == 2 and RUNS == []
