@@ -35,7 +35,7 @@ from .errors import CacheError, CacheWriteWarning, UntrustedCacheError
 from .manifest import MANIFEST, MAX_MANIFEST_BYTES, check_key, decode_key, parse
 from .snapshot_load import _check_signature
 from .snapshot_pickle import HashingWriter, is_hidden, rewinder, write
-from .stores import LocalStore, Store, open_store
+from .stores import TEMP_SUFFIX, LocalStore, Store, open_store
 
 if TYPE_CHECKING:
     from .context import Context
@@ -250,7 +250,10 @@ def _check_place(store: Store, trust: bool, secret: bytes | None) -> None:
         )
     if store.exists(MARKER) or store.exists(MANIFEST):
         return
-    if isinstance(store, LocalStore) and any(os.scandir(store.root)):
+    ours = ("values", "index")  # another process may be creating the same cache right now
+    if isinstance(store, LocalStore) and any(
+        e.name not in ours and not e.name.endswith(TEMP_SUFFIX) for e in os.scandir(store.root)
+    ):
         raise CacheError(
             f"{store.url} is a directory holding other files, neither a cache nor a snapshot: refusing to write "
             "a cache into it. Give Context.open() a new or empty directory."

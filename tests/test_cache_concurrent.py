@@ -79,3 +79,15 @@ def test_two_writers_leave_the_cache_consistent(tmp_path):
     assert named <= values  # every record names a complete value
     assert not [p for p in cache.rglob("*") if p.name.endswith(TEMP_SUFFIX)]  # no temporary file left over
     assert ctx.disk_usage().entries == checked
+
+
+def test_many_processes_creating_one_cache_at_once(tmp_path):
+    cache = tmp_path / "new"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    code = "import sys; from job_orchestra import Context; Context.open(sys.argv[1]); print('ok')"
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, str(cache)], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]
+    assert [p.communicate(timeout=120)[0].strip() for p in procs] == ["ok"] * 4
+    assert sorted(p.name for p in cache.iterdir()) == ["cache.json"]
