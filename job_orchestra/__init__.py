@@ -7,6 +7,7 @@ Declare a pipeline as a graph of :class:`Step` subclasses (or functions decorate
 from .attrdict import AttrDict
 from .context import Context
 from .errors import (
+    CacheError,
     ConcurrentStepError,
     CycleError,
     DuplicateStepName,
@@ -23,6 +24,7 @@ from .errors import (
     SnapshotExistsError,
     SnapshotWriteError,
     UnserializableValueError,
+    UntrustedCacheError,
     WorkerDiedError,
 )
 from .events import Callback
@@ -35,6 +37,7 @@ __version__ = "2.0.0"
 
 __all__ = [
     "AttrDict",
+    "CacheError",
     "Callback",
     "ConcurrentStepError",
     "Context",
@@ -57,6 +60,7 @@ __all__ = [
     "SnapshotWriteError",
     "Step",
     "UnserializableValueError",
+    "UntrustedCacheError",
     "WorkerDiedError",
     "__version__",
     "step",

@@ -30,6 +30,7 @@ from .step_parameters import KNOWN, combine_params
 
 __all__ = ["Fingerprints", "fingerprint_pass", "register_reason"]
 
+REUSED = "cached from an earlier version"
 _EXTRA_REASONS: list[Callable[[str, Any, str | None], str | None]] = []
 
 
@@ -45,7 +46,7 @@ class Fingerprints:
     digests of steps with parameters (to tell, after a run, which ones ``run()`` changed), and the record
     lines that explain each fingerprint."""
 
-    __slots__ = ("changed", "effective", "file_lines", "files", "heads", "params", "pass_")
+    __slots__ = ("changed", "effective", "file_lines", "files", "heads", "params", "pass_", "reused")
 
     def __init__(
         self,
@@ -62,6 +63,7 @@ class Fingerprints:
         self.changed: set[str] = set()
         self.files = files or {}  # file inputs (Step.from_file) -> their files as planned
         self.file_lines = file_lines or {}  # readers of file inputs -> the files line of their record
+        self.reused: dict[str, str] = {}  # name -> REUSED: taken from a persistent cache's earlier versions
 
     def fast(self, name: str, step: Any, deps: tuple[str, ...]) -> str | None:
         """The fingerprint of ``name`` right after it ran, when nothing moved since the plan (else None)."""
@@ -132,6 +134,7 @@ def fingerprint_pass(
     effective: dict[str, str] = {}  # name -> total of the value its dependents receive
     stale: dict[str, str] = {}
     unsure: dict[str, str] = {}
+    reused: dict[str, str] = {}  # results a persistent cache held under the fingerprint now wanted
     doubts = fp_pass.doubts
     rerun = policy == "rerun"
     codes: dict[type, str] = {}
@@ -184,6 +187,12 @@ def fingerprint_pass(
             elif not rerun or not defines_run(step):  # a bare Step(name_alias=...) cannot recompute: use it
                 effective[name] = total_of(recorded)
                 continue
+            elif getattr(ctx, "_cache", None) is not None and ctx._cache.reuse(
+                name, total
+            ):  # an earlier version, kept on disk
+                effective[name] = total
+                reused[name] = REUSED
+                continue
             else:
                 inputs = [effective[d] for d in step_deps]
                 fingerprint = make_fingerprint(*head.split(":")[1:], inputs)[1] + fp_pass.record(name, step)
@@ -194,9 +203,14 @@ def fingerprint_pass(
                     stale[name] = _file_reason(steps[step_deps[index]], step_deps[index], index, recorded, files)
                 else:
                     stale[name] = _upstream_reason(name, index, deps, avail, available, stale)
+        elif rerun and getattr(step.ctx, "_cache", None) is not None and step.ctx._cache.reuse(name, total):
+            avail[name] = available  # not in memory, but on disk (written by an earlier or another run)
+            reused[name] = REUSED
         effective[name] = total
     file_lines = _file_lines(deps, files) if files else None
-    return Fingerprints(heads, effective, fp_pass, files, file_lines), stale, unsure
+    fingerprints = Fingerprints(heads, effective, fp_pass, files, file_lines)
+    fingerprints.reused = reused
+    return fingerprints, stale, unsure
 
 
 def _file_reason(source: Any, dep: str, index: int, recorded: str, files: dict[str, Manifest]) -> str:

@@ -44,7 +44,22 @@ LAYERS: list[tuple[str, list[str]]] = [
             "map_keys",
         ],
     ),
-    ("storage", ["manifest", "snapshot_files", "snapshot_pickle", "legacy", "snapshot_load", "snapshot", "context"]),
+    (
+        "storage",
+        [
+            "manifest",
+            "snapshot_files",
+            "store_fsspec",
+            "stores",
+            "snapshot_pickle",
+            "legacy",
+            "snapshot_load",
+            "cache_index",
+            "cache",
+            "snapshot",
+            "context",
+        ],
+    ),
     ("plan", ["redefined", "staleness", "map_plan", "plan", "accept"]),
     (
         "execution",
