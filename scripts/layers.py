@@ -43,7 +43,18 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("plan", ["redefined", "staleness", "plan", "accept"]),
     (
         "execution",
-        ["inflight", "checks", "runstate", "shipping", "workers", "executors", "parallel", "scheduler", "progress"],
+        [
+            "inflight",
+            "checks",
+            "runstate",
+            "shipping",
+            "worker_writes",
+            "workers",
+            "executors",
+            "parallel",
+            "scheduler",
+            "progress",
+        ],
     ),
     ("facade", ["drawing", "step", "__init__", "cli", "__main__"]),
 ]
