@@ -19,6 +19,8 @@ __all__ = [
     "SnapshotError",
     "SnapshotExistsError",
     "SnapshotWriteError",
+    "StorePathError",
+    "StoreUnavailableError",
     "UnserializableValueError",
     "WorkerDiedError",
 ]
@@ -115,3 +117,22 @@ class WorkerDiedError(PipelineError, RuntimeError):
 class AcceptError(PipelineError, ValueError):
     """``Step.accept_code()`` cannot accept: the step has no cached result, or it is stale for more than its
     code (parameters or inputs changed too)."""
+
+
+class StoreUnavailableError(PipelineError, ImportError):
+    """A cache URL cannot be opened: fsspec, or the package of its file system (``s3fs``, ``gcsfs``), is not
+    installed, or fsspec knows no file system for its scheme. ``url`` is the URL; the message says what to
+    install."""
+
+    def __init__(self, message: str, url: str) -> None:
+        super().__init__(message)
+        self.url = url
+
+
+class StorePathError(PipelineError, ValueError):
+    """A path inside a cache that could reach outside it (``..``, an absolute path, empty parts): refused
+    before anything is read, written or deleted. ``path`` is the path refused."""
+
+    def __init__(self, message: str, path: str) -> None:
+        super().__init__(message)
+        self.path = path

@@ -39,7 +39,19 @@ LAYERS: list[tuple[str, list[str]]] = [
             "cell_sources",
         ],
     ),
-    ("storage", ["manifest", "snapshot_files", "snapshot_pickle", "legacy", "snapshot_load", "snapshot", "context"]),
+    (
+        "storage",
+        [
+            "manifest",
+            "snapshot_files",
+            "snapshot_pickle",
+            "legacy",
+            "snapshot_load",
+            "snapshot",
+            "context",
+            "store_fsspec",
+        ],
+    ),
     ("plan", ["redefined", "staleness", "plan", "accept"]),
     (
         "execution",

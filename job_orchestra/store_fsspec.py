@@ -1,0 +1,162 @@
+"""``FsspecStore``: a persistent cache on any fsspec file system (``s3://``, ``gs://``, ``memory://``...).
+
+fsspec (and the file system's own package, ``s3fs`` or ``gcsfs``) is imported when such a URL is opened,
+never by ``import job_orchestra``: it is an optional extra (``pip install "job-orchestra[s3]"``).
+
+Writes are atomic for readers. On an object store every object is written by one request (a PUT, or a
+multipart upload that the store shows only once it is complete), so a reader sees the whole object or
+nothing; on other fsspec file systems (SFTP, WebDAV...) the data goes to a temporary name in the same
+directory first and is then moved into place. The cache writes a value before the small index record that
+points to it, so a concurrent reader sees either no entry or a complete one. Listing caches are dropped
+before every listing and existence check: another process or worker may have written since.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from .errors import StorePathError, StoreUnavailableError
+
+__all__ = ["OBJECT_STORES", "FsspecStore"]
+
+OBJECT_STORES = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "oss", "memory"})
+"""Protocols whose writes are single requests (whole objects): written in place, no temporary name."""
+
+_EXTRAS = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs"}
+
+
+def check_relative(rel: str, url: str) -> str:
+    """``rel`` if it names a path inside the store; refused if it could reach outside (``..``, ``/x``, ``a//b``)."""
+    unsafe = not isinstance(rel, str) or not rel or rel.startswith("/") or "\\" in rel
+    if unsafe or any(ord(c) < 32 or c == "\x7f" for c in rel) or any(p in ("", ".", "..") for p in rel.split("/")):
+        raise StorePathError(
+            f"The cache at {url!r} refuses the path {rel!r}: paths in a cache are relative, without '.', '..', "
+            "empty parts, backslashes or control characters, so that nothing outside the cache is ever read, "
+            "written or deleted.",
+            rel,
+        )
+    return rel
+
+
+def _protocol(url: str) -> str:
+    return url.split("://", 1)[0].lower() if "://" in url else "file"
+
+
+class FsspecStore:
+    """A cache root at an fsspec URL; ``storage_options`` go to the file system (credentials, endpoint).
+
+    It implements :class:`job_orchestra.stores.Store` (registered there: this module imports nothing of it,
+    so that ``stores`` can import this one lazily without an import cycle).
+    """
+
+    def __init__(self, url: str, storage_options: dict[str, Any] | None = None) -> None:
+        self.url = url.rstrip("/")
+        self.protocol = _protocol(url)
+        self.storage_options = dict(storage_options or {})
+        self.fs, root = _filesystem(self.url, self.protocol, self.storage_options)
+        self.root = root.rstrip("/")
+        self.object_store = self.protocol in OBJECT_STORES
+
+    def __reduce__(self) -> tuple:  # what a Dask worker gets: the URL and options, it connects itself
+        return (FsspecStore, (self.url, self.storage_options))
+
+    def __repr__(self) -> str:
+        return f"FsspecStore({self.url!r})"
+
+    def _path(self, rel: str) -> str:
+        return f"{self.root}/{check_relative(rel, self.url)}"
+
+    def read(self, rel: str) -> bytes:
+        """The bytes of ``rel`` (FileNotFoundError if it is not there)."""
+        return self.fs.cat_file(self._path(rel))
+
+    def write(self, rel: str, data: bytes) -> None:
+        """Write ``rel`` whole: one request on object stores, else a temporary name moved into place."""
+        path = self._path(rel)
+        if self.object_store:
+            self.fs.pipe_file(path, bytes(data))
+            return
+        parent = path.rpartition("/")[0]
+        temporary = f"{parent}/.tmp-{uuid.uuid4().hex}-{path.rpartition('/')[2]}"
+        self.fs.makedirs(parent, exist_ok=True)
+        try:
+            self.fs.pipe_file(temporary, bytes(data))
+            self.fs.mv(temporary, path)
+        except BaseException:
+            try:
+                self.fs.rm_file(temporary)
+            except (OSError, FileNotFoundError):
+                pass
+            raise
+
+    def exists(self, rel: str) -> bool:
+        path = self._path(rel)
+        self.fs.invalidate_cache(path.rpartition("/")[0])
+        return bool(self.fs.exists(path))
+
+    def list(self, prefix: str = "") -> list[str]:
+        """The relative paths (sorted) of the objects under ``prefix`` (a path prefix, e.g. ``"index/"``)."""
+        directory = prefix.rpartition("/")[0]
+        base = f"{self.root}/{check_relative(directory, self.url)}" if directory else self.root
+        self.fs.invalidate_cache(base)
+        try:
+            found = self.fs.find(base)
+        except FileNotFoundError:
+            return []
+        start = len(self.root) + 1
+        names = []
+        for path in found:
+            rel = path.rstrip("/")[start:]
+            temporary = rel.rpartition("/")[2].startswith(".tmp-")
+            if path.startswith(self.root + "/") and rel.startswith(prefix) and not temporary:
+                names.append(rel)
+        return sorted(names)
+
+    def delete(self, rel: str) -> None:
+        """Remove ``rel``; an object already gone is not an error (another process may have pruned it)."""
+        path = self._path(rel)
+        try:
+            self.fs.rm_file(path)
+        except FileNotFoundError:
+            pass
+        self.fs.invalidate_cache(path.rpartition("/")[0])
+
+    def size(self, rel: str) -> int:
+        return int(self.fs.size(self._path(rel)))
+
+    def owner_trusted(self) -> bool:
+        """Only ``memory://`` (this process's own memory) is; who wrote a bucket cannot be told from here."""
+        return self.protocol == "memory"
+
+    @property
+    def shared_with_workers(self) -> bool:
+        """Whether other processes (Dask workers) see what is written here: not ``memory://``."""
+        return self.protocol != "memory"
+
+
+def _filesystem(url: str, protocol: str, options: dict[str, Any]) -> tuple[Any, str]:
+    """The fsspec file system and root path of ``url``, or an error saying which package to install."""
+    extra = _EXTRAS.get(protocol)
+    hint = f'pip install "job-orchestra[{extra}]"' if extra else "install the fsspec package for it"
+    try:
+        from fsspec.core import url_to_fs  # optional dependency: only caches at such URLs need it
+    except ImportError:
+        raise StoreUnavailableError(
+            f"Cannot open the cache at {url!r}: caches on URLs need fsspec, which is not installed ({hint}).",
+            url,
+        ) from None
+    try:
+        return url_to_fs(url, **options)
+    except ImportError as exc:
+        raise StoreUnavailableError(
+            f"Cannot open the cache at {url!r}: the {protocol}:// file system needs a package that is not "
+            f"installed ({hint}). fsspec said: {exc}",
+            url,
+        ) from None
+    except ValueError as exc:
+        raise StoreUnavailableError(
+            f"Cannot open the cache at {url!r}: fsspec knows no {protocol}:// file system ({exc}). Use a local "
+            "path or a URL such as s3://bucket/cache, gs://bucket/cache or memory://cache.",
+            url,
+        ) from None

@@ -1,0 +1,223 @@
+"""FsspecStore on a real S3-protocol server (moto's, started by tests/s3_server.py) and on memory://.
+
+What is stored is checked with a plain boto3 client, not through our own code; a concurrent reader runs
+in another process (S3) or thread (memory://) while large objects are written and rewritten.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import subprocess
+import sys
+import textwrap
+import threading
+import uuid
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from job_orchestra.errors import StorePathError, StoreUnavailableError
+from job_orchestra.store_fsspec import FsspecStore
+from tests.s3_server import BUCKET, boto3_client
+
+pytest.importorskip("fsspec")
+
+
+@pytest.fixture(params=["s3", "memory"])
+def store_url(request):
+    if request.param == "s3":
+        yield request.getfixturevalue("s3_url")
+        return
+    url = f"memory://jo-test-{uuid.uuid4().hex[:12]}"
+    yield url
+    import fsspec
+
+    fs = fsspec.filesystem("memory")
+    root = url.removeprefix("memory:/")
+    if fs.exists(root):
+        fs.rm(root, recursive=True)
+
+
+def stored_keys(endpoint: str, url: str) -> list[str]:
+    """The objects really in the bucket under ``url``, as boto3 lists them."""
+    prefix = url.removeprefix(f"s3://{BUCKET}/") + "/"
+    pages = boto3_client(endpoint).get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix)
+    return sorted(item["Key"][len(prefix) :] for page in pages for item in page.get("Contents", []))
+
+
+segment = st.text("abcxyz019_-.", min_size=1, max_size=6).filter(lambda s: s not in {".", ".."})
+relative = st.lists(segment, min_size=1, max_size=3).map("/".join)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(files=st.dictionaries(relative, st.binary(max_size=2000), min_size=1, max_size=8), data=st.data())
+def test_write_read_list_size_delete_match_what_is_stored(request, store_url, files, data):
+    # A path that is also a "directory" of another one is fine on object stores, not on file systems.
+    files = {rel: value for rel, value in files.items() if not any(o.startswith(rel + "/") for o in files)}
+    url = f"{store_url}/{uuid.uuid4().hex[:8]}"
+    store = FsspecStore(url)
+    for rel, value in files.items():
+        store.write(rel, value)
+    assert store.list("") == sorted(files)
+    for rel, value in files.items():
+        assert store.exists(rel) and store.read(rel) == value and store.size(rel) == len(value)
+    if url.startswith("s3://"):
+        assert stored_keys(request.getfixturevalue("s3_endpoint"), url) == sorted(
+            files
+        )  # one object per entry, where it says
+    prefix = data.draw(st.sampled_from(sorted(files))).rpartition("/")[0]
+    prefix = prefix + "/" if prefix else ""
+    assert store.list(prefix) == sorted(rel for rel in files if rel.startswith(prefix))
+    gone = data.draw(st.lists(st.sampled_from(sorted(files)), unique=True))
+    for rel in gone:
+        store.delete(rel)
+    store.delete(gone[0] if gone else "never-written")  # deleting what is not there is not an error
+    assert store.list("") == sorted(set(files) - set(gone))
+    for rel in gone:
+        assert not store.exists(rel)
+        with pytest.raises(FileNotFoundError):
+            store.read(rel)
+
+
+@pytest.mark.parametrize(
+    "rel", ["..", "../x", "a/../../b", "a/..", "/etc/passwd", "a//b", "", "./a", "a\\..\\b", "a\nb"]
+)
+def test_paths_that_could_escape_the_root_are_refused_and_nothing_is_written(request, store_url, rel):
+    store = FsspecStore(store_url + "/inner")
+    for call in (lambda: store.write(rel, b"x"), lambda: store.read(rel), lambda: store.delete(rel)):
+        with pytest.raises(StorePathError, match="inner") as info:
+            call()
+        assert isinstance(info.value, ValueError) and info.value.path == rel
+    if store_url.startswith("s3://"):
+        assert stored_keys(request.getfixturevalue("s3_endpoint"), store_url) == []
+
+
+def test_a_store_pickles_by_url_and_options(store_url):
+    store = FsspecStore(store_url)
+    store.write("a/b.bin", b"payload")
+    again = pickle.loads(pickle.dumps(store))
+    assert type(again) is type(store) and again.url == store.url
+    assert again.read("a/b.bin") == b"payload"
+
+
+def self_checking(version: int, size: int) -> bytes:
+    """``size`` bytes whose first 32 are the SHA-256 of the rest: a torn or mixed object fails the check."""
+    body = version.to_bytes(4, "big") + os.urandom(size - 36)
+    return hashlib.sha256(body).digest() + body
+
+
+READER = textwrap.dedent(
+    """
+    import hashlib, json, sys
+    from job_orchestra.store_fsspec import FsspecStore
+    store = FsspecStore(sys.argv[1])
+    seen, reads, missing, torn = set(), 0, 0, 0
+    store.write("ready", b"")
+    while True:
+        done = store.exists("done")
+        try:
+            data = store.read("big.bin")
+        except FileNotFoundError:
+            missing += 1
+        else:
+            reads += 1
+            if hashlib.sha256(data[32:]).digest() != data[:32]:
+                torn += 1
+            else:
+                version = int.from_bytes(data[32:36], "big")
+                if version not in seen:
+                    seen.add(version)
+                    store.write(f"ack-{version}", b"")  # the writer goes on once this version was read
+        if done:
+            break
+    print(json.dumps({"seen": sorted(seen), "reads": reads, "missing": missing, "torn": torn}))
+    """
+)
+
+
+def wait_for(store, rel: str, process: subprocess.Popen) -> None:
+    while not store.exists(rel):
+        assert process.poll() is None, "the reader process ended early"
+
+
+def test_a_reader_process_sees_whole_objects_or_nothing_while_large_ones_are_rewritten(s3_url):
+    store = FsspecStore(s3_url)
+    reader = subprocess.Popen([sys.executable, "-c", READER, s3_url], stdout=subprocess.PIPE, text=True)
+    try:
+        wait_for(store, "ready", reader)
+        for version in range(5):
+            store.write("big.bin", self_checking(version, 6 * 2**20 + version))  # 6 MB, read while written
+            wait_for(store, f"ack-{version}", reader)
+        store.write("done", b"")
+        out, _ = reader.communicate(timeout=120)
+    finally:
+        reader.kill()
+    report = json.loads(out)
+    assert reader.returncode == 0
+    assert report["torn"] == 0
+    assert report["seen"] == [0, 1, 2, 3, 4]  # every version, each whole
+
+
+def test_a_reader_thread_sees_whole_objects_or_nothing_on_memory():
+    store = FsspecStore(f"memory://jo-test-{uuid.uuid4().hex[:12]}")
+    stop = threading.Event()
+    torn: list[int] = []
+    reads = [0]
+
+    def read_forever():
+        while not stop.is_set():
+            try:
+                data = store.read("big.bin")
+            except FileNotFoundError:
+                continue
+            reads[0] += 1
+            if hashlib.sha256(data[32:]).digest() != data[:32]:
+                torn.append(len(data))
+
+    thread = threading.Thread(target=read_forever)
+    thread.start()
+    try:
+        for v in range(20):
+            store.write("big.bin", self_checking(v, 2**20))
+    finally:
+        stop.set()
+        thread.join()
+    assert torn == []
+    assert hashlib.sha256(store.read("big.bin")[32:]).digest() == store.read("big.bin")[:32]
+
+
+def test_import_job_orchestra_does_not_import_fsspec_and_opening_a_url_does():
+    code = textwrap.dedent(
+        """
+        import sys
+        import job_orchestra
+        from job_orchestra.store_fsspec import FsspecStore
+        assert "fsspec" not in sys.modules, "fsspec imported before a URL is opened"
+        FsspecStore("memory://somewhere")
+        assert "fsspec" in sys.modules
+        """
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_an_unknown_protocol_and_a_missing_package_say_what_to_do():
+    with pytest.raises(StoreUnavailableError, match=r"nosuchfs://.*knows no nosuchfs:// file system"):
+        FsspecStore("nosuchfs://bucket/cache")
+    code = textwrap.dedent(
+        """
+        import sys
+        sys.modules["s3fs"] = None  # as if the s3 extra were not installed
+        from job_orchestra.errors import StorePathError, StoreUnavailableError
+        from job_orchestra.store_fsspec import FsspecStore
+        try:
+            FsspecStore("s3://bucket/cache")
+        except StoreUnavailableError as exc:
+            print(exc)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    assert "s3://bucket/cache" in out and 'pip install "job-orchestra[s3]"' in out
