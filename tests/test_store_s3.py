@@ -27,10 +27,15 @@ from tests.s3_server import BUCKET, boto3_client
 pytest.importorskip("fsspec")
 
 
-@pytest.fixture(params=["s3", "memory"])
+@pytest.fixture(params=["s3", "memory", "file"])
 def store_url(request):
+    """An empty place for a store: a prefix on the S3 server, in fsspec's memory, or a local directory
+    through fsspec's file system (the path for file systems that are not object stores)."""
     if request.param == "s3":
         yield request.getfixturevalue("s3_url")
+        return
+    if request.param == "file":
+        yield request.getfixturevalue("tmp_path").as_uri() + "/cache"
         return
     url = f"memory://jo-test-{uuid.uuid4().hex[:12]}"
     yield url
@@ -162,8 +167,8 @@ def test_a_reader_process_sees_whole_objects_or_nothing_while_large_ones_are_rew
     assert report["seen"] == [0, 1, 2, 3, 4]  # every version, each whole
 
 
-def test_a_reader_thread_sees_whole_objects_or_nothing_on_memory():
-    store = FsspecStore(f"memory://jo-test-{uuid.uuid4().hex[:12]}")
+def test_a_reader_thread_sees_whole_objects_or_nothing(store_url):
+    store = FsspecStore(store_url)
     stop = threading.Event()
     torn: list[int] = []
     reads = [0]
@@ -187,6 +192,7 @@ def test_a_reader_thread_sees_whole_objects_or_nothing_on_memory():
         stop.set()
         thread.join()
     assert torn == []
+    assert [p.rpartition("/")[2] for p in store.fs.find(store.root)] == ["big.bin"]  # no temporary file left
     assert hashlib.sha256(store.read("big.bin")[32:]).digest() == store.read("big.bin")[:32]
 
 
