@@ -8,6 +8,7 @@ from __future__ import annotations
 
 __all__ = [
     "AcceptError",
+    "CacheError",
     "ConcurrentStepError",
     "CycleError",
     "DuplicateStepName",
@@ -22,6 +23,7 @@ __all__ = [
     "StorePathError",
     "StoreUnavailableError",
     "UnserializableValueError",
+    "UntrustedCacheError",
     "WorkerDiedError",
 ]
 
@@ -83,6 +85,27 @@ class SnapshotWriteError(SnapshotError, OSError):
     ``errno`` is the system's, the message names the entry being written; nothing was left behind."""
 
 
+class CacheError(SnapshotError):
+    """A persistent cache (``Context.open``) cannot be opened, read or written."""
+
+
+class StorePathError(CacheError, ValueError):
+    """A path inside a cache store could escape it (``..``, absolute) or is not a regular file."""
+
+    def __init__(self, message: str, path: str) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class UntrustedCacheError(CacheError, PermissionError):
+    """A cache written by another user: its pickles could run that user's code, so it is not read unless
+    the user opts in (``trust=True``) or it is signed with the ``key=`` it is opened with."""
+
+    def __init__(self, message: str, url: str) -> None:
+        super().__init__(message)
+        self.url = url
+
+
 class UnserializableValueError(SnapshotError, TypeError):
     """A Context entry cannot be serialized with dill; the message names its key."""
 
@@ -119,7 +142,7 @@ class AcceptError(PipelineError, ValueError):
     code (parameters or inputs changed too)."""
 
 
-class StoreUnavailableError(PipelineError, ImportError):
+class StoreUnavailableError(CacheError, ImportError):
     """A cache URL cannot be opened: fsspec, or the package of its file system (``s3fs``, ``gcsfs``), is not
     installed, or fsspec knows no file system for its scheme. ``url`` is the URL; the message says what to
     install."""
@@ -127,12 +150,3 @@ class StoreUnavailableError(PipelineError, ImportError):
     def __init__(self, message: str, url: str) -> None:
         super().__init__(message)
         self.url = url
-
-
-class StorePathError(PipelineError, ValueError):
-    """A path inside a cache that could reach outside it (``..``, an absolute path, empty parts): refused
-    before anything is read, written or deleted. ``path`` is the path refused."""
-
-    def __init__(self, message: str, path: str) -> None:
-        super().__init__(message)
-        self.path = path

@@ -17,6 +17,7 @@ import uuid
 from typing import Any
 
 from .errors import StorePathError, StoreUnavailableError
+from .stores import Store, check_rel
 
 __all__ = ["OBJECT_STORES", "FsspecStore"]
 
@@ -27,15 +28,11 @@ _EXTRAS = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs"}
 
 
 def check_relative(rel: str, url: str) -> str:
-    """``rel`` if it names a path inside the store; refused if it could reach outside (``..``, ``/x``, ``a//b``)."""
-    unsafe = not isinstance(rel, str) or not rel or rel.startswith("/") or "\\" in rel
-    if unsafe or any(ord(c) < 32 or c == "\x7f" for c in rel) or any(p in ("", ".", "..") for p in rel.split("/")):
-        raise StorePathError(
-            f"The cache at {url!r} refuses the path {rel!r}: paths in a cache are relative, without '.', '..', "
-            "empty parts, backslashes or control characters, so that nothing outside the cache is ever read, "
-            "written or deleted.",
-            rel,
-        )
+    """``rel`` if it names a path inside the store (:func:`~job_orchestra.stores.check_rel`), and has no
+    control characters either (an object key with a newline is not a valid request path)."""
+    check_rel(rel)
+    if any(ord(c) < 32 or c == "\x7f" for c in rel):
+        raise StorePathError(f"store path {rel!r} in the cache {url} has a control character", rel)
     return rel
 
 
@@ -43,12 +40,8 @@ def _protocol(url: str) -> str:
     return url.split("://", 1)[0].lower() if "://" in url else "file"
 
 
-class FsspecStore:
-    """A cache root at an fsspec URL; ``storage_options`` go to the file system (credentials, endpoint).
-
-    It implements :class:`job_orchestra.stores.Store` (registered there: this module imports nothing of it,
-    so that ``stores`` can import this one lazily without an import cycle).
-    """
+class FsspecStore(Store):
+    """A cache root at an fsspec URL; ``storage_options`` go to the file system (credentials, endpoint)."""
 
     def __init__(self, url: str, storage_options: dict[str, Any] | None = None) -> None:
         self.url = url.rstrip("/")
@@ -96,21 +89,20 @@ class FsspecStore:
         return bool(self.fs.exists(path))
 
     def list(self, prefix: str = "") -> list[str]:
-        """The relative paths (sorted) of the objects under ``prefix`` (a path prefix, e.g. ``"index/"``)."""
-        directory = prefix.rpartition("/")[0]
-        base = f"{self.root}/{check_relative(directory, self.url)}" if directory else self.root
+        """The relative paths (sorted) of every object below the folder ``prefix`` ("" for all)."""
+        base = f"{self.root}/{check_relative(prefix, self.url)}" if prefix else self.root
         self.fs.invalidate_cache(base)
         try:
             found = self.fs.find(base)
         except FileNotFoundError:
             return []
+        below = base + "/"
         start = len(self.root) + 1
         names = []
         for path in found:
-            rel = path.rstrip("/")[start:]
-            temporary = rel.rpartition("/")[2].startswith(".tmp-")
-            if path.startswith(self.root + "/") and rel.startswith(prefix) and not temporary:
-                names.append(rel)
+            path = path.rstrip("/")
+            if path.startswith(below) and not path.rpartition("/")[2].startswith(".tmp-"):
+                names.append(path[start:])
         return sorted(names)
 
     def delete(self, rel: str) -> None:

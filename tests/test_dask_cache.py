@@ -129,7 +129,7 @@ def test_workers_write_into_the_cache_and_the_client_holds_only_lazy_references(
     assert [k for k in intermediate if ctx.is_loaded(k)] == []  # nothing of them came to the client
     assert ctx.is_loaded("Unwrap") and ctx["Unwrap"] is out  # the head was read once, from the cache
     store = FsspecStore(s3_url)
-    records = [json.loads(store.read(rel)) for rel in store.list("index/")]
+    records = [json.loads(store.read(rel)) for rel in store.list("index")]
     assert len(records) == 8 and {r["pid"] for r in records}.isdisjoint({os.getpid()})
     assert sum(r["size"] for r in records) > 7 * 4_000_000  # the large values went to the store directly
     with pytest.raises(AssertionError, match="sent to the client"):
@@ -156,7 +156,7 @@ def test_a_failing_step_is_named_and_the_results_written_before_stay(client, s3_
         Fails(depends_on=part, ctx=ctx).materialize(client)
     assert "step 'Fails' (Fails) failed" in "\n".join(info.value.__notes__)
     assert not ctx.is_loaded("part") and "Fails" not in ctx
-    assert [rel.split("/")[1] for rel in FsspecStore(s3_url).list("index/")] == ["part"]
+    assert [rel.split("/")[1] for rel in FsspecStore(s3_url).list("index")] == ["part"]
 
 
 def test_a_context_without_a_shared_store_gets_the_results_as_before(client):

@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import pickle
+import re
 import subprocess
 import sys
 import textwrap
@@ -22,6 +23,7 @@ from hypothesis import strategies as st
 
 from job_orchestra.errors import StorePathError, StoreUnavailableError
 from job_orchestra.store_fsspec import FsspecStore
+from job_orchestra.stores import LocalStore, Store, open_store
 from tests.s3_server import BUCKET, boto3_client
 
 pytest.importorskip("fsspec")
@@ -74,9 +76,9 @@ def test_write_read_list_size_delete_match_what_is_stored(request, store_url, fi
         assert stored_keys(request.getfixturevalue("s3_endpoint"), url) == sorted(
             files
         )  # one object per entry, where it says
-    prefix = data.draw(st.sampled_from(sorted(files))).rpartition("/")[0]
-    prefix = prefix + "/" if prefix else ""
-    assert store.list(prefix) == sorted(rel for rel in files if rel.startswith(prefix))
+    folder = data.draw(st.sampled_from(sorted(files))).rpartition("/")[0]
+    assert store.list(folder) == sorted(rel for rel in files if rel.startswith(folder + "/") or not folder)
+    assert store.list(folder + "-not-there" if folder else "not-there") == []
     gone = data.draw(st.lists(st.sampled_from(sorted(files)), unique=True))
     for rel in gone:
         store.delete(rel)
@@ -94,11 +96,17 @@ def test_write_read_list_size_delete_match_what_is_stored(request, store_url, fi
 def test_paths_that_could_escape_the_root_are_refused_and_nothing_is_written(request, store_url, rel):
     store = FsspecStore(store_url + "/inner")
     for call in (lambda: store.write(rel, b"x"), lambda: store.read(rel), lambda: store.delete(rel)):
-        with pytest.raises(StorePathError, match="inner") as info:
+        with pytest.raises(StorePathError, match=re.escape(repr(rel))) as info:
             call()
         assert isinstance(info.value, ValueError) and info.value.path == rel
     if store_url.startswith("s3://"):
         assert stored_keys(request.getfixturevalue("s3_endpoint"), store_url) == []
+
+
+def test_open_store_picks_fsspec_for_urls_and_the_local_store_for_paths(tmp_path):
+    assert type(open_store("memory://somewhere")) is FsspecStore
+    assert isinstance(open_store("memory://somewhere"), Store)
+    assert type(open_store(tmp_path)) is LocalStore and type(open_store(tmp_path.as_uri())) is LocalStore
 
 
 def test_a_store_pickles_by_url_and_options(store_url):
