@@ -152,6 +152,12 @@ class DaskBackend(Backend):
     def cached_input(self, name: str, value: Any) -> Any:
         return self.client.scatter(value, hash=False)
 
+    def stored_input(self, name: str, reader: Any) -> Any:
+        """A result in a cache the workers reach: a task reads it there (it does not pass through here)."""
+        from .worker_writes import read_on_worker  # only runs with a cache the workers share need it
+
+        return self.client.submit(read_on_worker, reader, key=f"{name}-{self._run_id}-stored", pure=False)
+
     def close(self, abandon: bool = False) -> None:
         pass  # the client belongs to the caller
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from . import inflight
 from .runstate import consumer_counts, note_failure, note_interrupt, record_result
 from .tracebacks import user_traceback
-from .worker_writes import adopt, writer_for
+from .worker_writes import adopt, reader_for, writer_for
 
 if TYPE_CHECKING:
     from .events import Dispatcher
@@ -173,7 +173,12 @@ class ParallelRun:
             else:
                 ref = self.from_context.get(d, _MISSING)
                 if ref is _MISSING:
-                    ref = self.backend.cached_input(d, self.steps[d].ctx[d])  # type: ignore[index]
+                    ctx = self.steps[d].ctx
+                    reader = None if self.local else reader_for(ctx, d)
+                    if reader is not None:  # the workers read it from the cache: it never comes here
+                        ref = self.backend.stored_input(d, reader)  # type: ignore[attr-defined]
+                    else:
+                        ref = self.backend.cached_input(d, ctx[d])  # type: ignore[index]
                     self.from_context[d] = ref
                     if self.events:
                         self.events.emit("step_cached", d)

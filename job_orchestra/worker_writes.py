@@ -8,9 +8,13 @@ client unless it is asked for (the head's value, which ``materialize()`` returns
 then it is read once, from the store. Consumers on the cluster still get the value the Dask way, from the
 worker that holds it.
 
-The Context tells whether and how its workers may write through two hooks (:mod:`job_orchestra.cache`):
-``ctx._worker_writer(name, fingerprint)`` returns a picklable writer (``writer.write(value, seconds)``) or
-None, and ``ctx._adopt_written(name, fingerprint, seconds)`` records on the client what a worker wrote.
+A result a step takes from the cache (computed by an earlier run) and not read by the client yet is read
+by a worker, from the cache, too.
+
+The Context tells whether and how its workers may use its store through three hooks
+(:mod:`job_orchestra.cache`): ``ctx._worker_writer(name, fingerprint)`` returns a picklable writer
+(``writer.write(value, seconds)``) or None, ``ctx._adopt_written(name, fingerprint, seconds)`` records on
+the client what a worker wrote, and ``ctx._worker_reader(name)`` returns a picklable ``reader()`` or None.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from .shipping import _failure
 if TYPE_CHECKING:
     from .step import Step
 
-__all__ = ["WrittenRef", "adopt", "run_and_write", "writer_for"]
+__all__ = ["WrittenRef", "adopt", "read_on_worker", "reader_for", "run_and_write", "writer_for"]
 
 
 class WrittenRef(NamedTuple):
@@ -45,6 +49,23 @@ def writer_for(step: Step, name: str, fingerprint: str | None) -> Any | None:
     if hook is None or fingerprint is None:
         return None
     return hook(name, fingerprint)
+
+
+def reader_for(ctx: Any, name: str) -> Any | None:
+    """A picklable ``reader()`` loading ``name``'s result from the cache on a worker, or None. Only for an
+    entry not read here yet: one the client holds is sent as usual."""
+    hook = getattr(ctx, "_worker_reader", None)
+    if hook is None or ctx.is_loaded(name):
+        return None
+    return hook(name)
+
+
+def read_on_worker(reader: Any) -> Any:
+    """Worker side: a result taken from the cache, read where it is needed rather than through the client."""
+    try:
+        return reader()
+    except BaseException as exc:
+        raise _failure(exc) from None
 
 
 def run_and_write(step_bytes: bytes, name: str, writer: Any, *inputs: Any) -> tuple[Any, WrittenRef]:

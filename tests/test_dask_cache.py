@@ -58,12 +58,25 @@ class StoreWriter:
         return len(data)
 
 
+class StoreReader:
+    """What a worker gets to read an entry from the store."""
+
+    def __init__(self, url: str, name: str, fingerprint: str) -> None:
+        self.url, self.entry = url, _entry(name, fingerprint)
+
+    def __call__(self):
+        return pickle.loads(FsspecStore(self.url).read(f"values/{self.entry}"))
+
+
 class StoreContext(Context):
     __slots__ = ()
     urls: dict[int, str] = {}
 
     def _worker_writer(self, name, fingerprint):
         return StoreWriter(self.urls[id(self)], name, fingerprint)
+
+    def _worker_reader(self, name):
+        return StoreReader(self.urls[id(self)], name, self.fingerprint(name))
 
     def _adopt_written(self, name, fingerprint, seconds):
         store = FsspecStore(self.urls[id(self)])
@@ -142,6 +155,22 @@ def test_a_second_run_takes_everything_from_the_cache(client, s3_url):
     heavy_pipeline(ctx).materialize(client)
     assert heavy_pipeline(ctx).execution_plan(show=False).to_run == []
     assert heavy_pipeline(ctx).materialize(client).total == 6
+
+
+class Total(Step):
+    def run(self, heavy):
+        return heavy.value * 10
+
+
+def test_results_taken_from_the_cache_are_read_by_the_workers_not_by_the_client(client, s3_url):
+    ctx = store_context(s3_url)
+    heavy_pipeline(ctx).materialize(client)
+    everything = heavy_pipeline(ctx).dependencies[0]  # "all", cached now, not read by the client
+    head = Total(depends_on=everything, ctx=ctx)
+    assert head.execution_plan(show=False).to_run == ["Total"]
+    assert head.materialize(client) == 60  # Heavy refuses the client: "all" was read on a worker
+    assert not ctx.is_loaded("all") and ctx.is_loaded("Total")
+    assert wait_until_released(client) == 0
 
 
 class Fails(Step):
