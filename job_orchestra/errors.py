@@ -9,6 +9,7 @@ from __future__ import annotations
 __all__ = [
     "AcceptError",
     "CacheError",
+    "CacheWriteWarning",
     "ConcurrentStepError",
     "CycleError",
     "DuplicateStepName",
@@ -87,6 +88,11 @@ class SnapshotWriteError(SnapshotError, OSError):
 
 class CacheError(SnapshotError):
     """A persistent cache (``Context.open``) cannot be opened, read or written."""
+
+
+class CacheWriteWarning(UserWarning):
+    """A step's result could not be written to its cache (it cannot be pickled, or the disk refused it):
+    it stays in memory only, and runs again in a new process."""
 
 
 class StorePathError(CacheError, ValueError):

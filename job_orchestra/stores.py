@@ -10,11 +10,14 @@ from __future__ import annotations
 import abc
 import errno
 import importlib
+import io
 import os
 import re
 import stat
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import unquote, urlparse
 
 from job_orchestra.errors import CacheError, StorePathError
@@ -53,6 +56,12 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def write(self, rel: str, data: bytes) -> None:
         """Put ``data`` at ``rel``, atomically for readers (the old bytes or the new, never a part)."""
+
+    def write_from(self, rel: str, fill: Callable[[BinaryIO], None]) -> None:
+        """Like ``write``, with the bytes written by ``fill(file)`` (a local store streams them to disk)."""
+        buffer = io.BytesIO()
+        fill(buffer)
+        self.write(rel, buffer.getvalue())
 
     @abc.abstractmethod
     def exists(self, rel: str) -> bool:
@@ -125,6 +134,9 @@ class LocalStore(Store):
             raise StorePathError(f"{rel!r} in the cache {self.url}: {exc}", rel) from None
 
     def write(self, rel: str, data: bytes) -> None:
+        self.write_from(rel, lambda out: out.write(data))
+
+    def write_from(self, rel: str, fill: Callable[[BinaryIO], None]) -> None:
         fd, name = self._parent_fd(rel, create=True)
         try:
             folder = f"/proc/self/fd/{fd}" if os.path.isdir("/proc/self/fd") else str(self.root / os.path.dirname(rel))
@@ -132,7 +144,7 @@ class LocalStore(Store):
             tmp_name = os.path.basename(tmp)
             try:
                 with os.fdopen(tmp_fd, "wb") as out:
-                    out.write(data)
+                    fill(out)
                     out.flush()
                     os.fsync(out.fileno())
                 os.replace(tmp_name, name, src_dir_fd=fd, dst_dir_fd=fd)

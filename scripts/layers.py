@@ -49,6 +49,8 @@ LAYERS: list[tuple[str, list[str]]] = [
             "snapshot_pickle",
             "legacy",
             "snapshot_load",
+            "cache_index",
+            "cache",
             "snapshot",
             "context",
         ],
