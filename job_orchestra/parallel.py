@@ -243,10 +243,13 @@ class ParallelRun:
             self.results[name] = ref
 
     def _collect_written(self, name: str, step: Any, handle: Any, keep: bool, is_head: bool) -> tuple[Any, Any]:
-        """A result the worker wrote into the step's cache: the Context records it lazily from the small
-        reference; the value is fetched only for the head (read once, from the cache) or another run."""
+        """A result the worker wrote into the step's cache: the Context shows it lazily from the small
+        reference; the value is fetched only for the head (read once, from the cache) or another run. If
+        the worker's write cannot be used, the value comes here and is recorded as on other executors."""
         ref, written, value = self.backend.collect_written(handle, keep)  # type: ignore[attr-defined]
-        adopt(step, name, self.plan.fingerprint(name), written)
+        if not adopt(step, name, self.plan.fingerprint(name), written):
+            value = ref.result() if value is None else value
+            return ref, record_result(self.plan, step, name, value, written.seconds)
         if is_head and not keep and written.written:
             value = step.ctx[name]
         return ref, value

@@ -7,8 +7,8 @@ Writes are atomic for readers. On an object store every object is written by one
 multipart upload that the store shows only once it is complete), so a reader sees the whole object or
 nothing; on other fsspec file systems (SFTP, WebDAV...) the data goes to a temporary name in the same
 directory first and is then moved into place. The cache writes a value before the small index record that
-points to it, so a concurrent reader sees either no entry or a complete one. Listing caches are dropped
-before every listing and existence check: another process or worker may have written since.
+points to it, so a concurrent reader sees either no entry or a complete one. fsspec's listing cache is
+never relied on (dropped around every call): another process or worker may have written since.
 """
 
 from __future__ import annotations
@@ -60,9 +60,15 @@ class FsspecStore(Store):
     def _path(self, rel: str) -> str:
         return f"{self.root}/{check_relative(rel, self.url)}"
 
+    def _fresh(self, path: str) -> str:
+        """``path``, with fsspec's listing cache of its folder dropped: s3fs answers "not found" from an old
+        listing (its reads first look the size up there), while another process may have written since."""
+        self.fs.invalidate_cache(path.rpartition("/")[0])
+        return path
+
     def read(self, rel: str) -> bytes:
         """The bytes of ``rel`` (FileNotFoundError if it is not there)."""
-        return self.fs.cat_file(self._path(rel))
+        return self.fs.cat_file(self._fresh(self._path(rel)))
 
     def write(self, rel: str, data: bytes) -> None:
         """Write ``rel`` whole: one request on object stores, else a temporary name moved into place."""
@@ -84,9 +90,7 @@ class FsspecStore(Store):
             raise
 
     def exists(self, rel: str) -> bool:
-        path = self._path(rel)
-        self.fs.invalidate_cache(path.rpartition("/")[0])
-        return bool(self.fs.exists(path))
+        return bool(self.fs.exists(self._fresh(self._path(rel))))
 
     def list(self, prefix: str = "") -> list[str]:
         """The relative paths (sorted) of every object below the folder ``prefix`` ("" for all)."""
@@ -96,6 +100,8 @@ class FsspecStore(Store):
             found = self.fs.find(base)
         except FileNotFoundError:
             return []
+        finally:
+            self.fs.invalidate_cache(base)  # a listing kept would hide what others write next
         below = base + "/"
         start = len(self.root) + 1
         names = []
@@ -115,7 +121,7 @@ class FsspecStore(Store):
         self.fs.invalidate_cache(path.rpartition("/")[0])
 
     def size(self, rel: str) -> int:
-        return int(self.fs.size(self._path(rel)))
+        return int(self.fs.size(self._fresh(self._path(rel))))
 
     def owner_trusted(self) -> bool:
         """Only ``memory://`` (this process's own memory) is; who wrote a bucket cannot be told from here."""

@@ -51,6 +51,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "snapshot_load",
             "cache_index",
             "cache",
+            "cache_workers",
             "snapshot",
             "context",
         ],

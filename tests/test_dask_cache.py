@@ -6,23 +6,29 @@ ever unpickled in the client process, so a result travelling through the client 
 
 from __future__ import annotations
 
-import hashlib
+import importlib.util
 import json
 import os
-import pickle
+import subprocess
+import sys
+import textwrap
 import time
 
 import pytest
 
 from job_orchestra import Context, Step
-from job_orchestra.lazy import LazyEntry
-from job_orchestra.store_fsspec import FsspecStore
+from job_orchestra.errors import SnapshotError
+from job_orchestra.stores import open_store
 
 distributed = pytest.importorskip("distributed")
+# A worker that could not write a result (or wrote it where the client does not see it) is a failure here.
+pytestmark = pytest.mark.filterwarnings("error::job_orchestra.errors.CacheWriteWarning")
 
 
 @pytest.fixture(scope="module")
-def client():
+def client(request):
+    if importlib.util.find_spec("s3fs") is not None:
+        request.getfixturevalue("s3_endpoint")  # the workers inherit its credentials and endpoint
     with (
         distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
         distributed.Client(cluster) as client,
@@ -39,57 +45,22 @@ def wait_until_released(client):
     return count()
 
 
-# -- a minimal store-backed Context: the two hooks the worker-write path needs -----------------------------
-def _entry(name: str, fingerprint: str) -> str:
-    return f"{name}/{hashlib.sha256(fingerprint.encode()).hexdigest()[:32]}"
+@pytest.fixture(params=["s3", "directory"])
+def cache_url(request):
+    """Where the cache lives: a prefix on the moto S3 server, or a local directory (both shared by the
+    workers of a LocalCluster)."""
+    if request.param == "s3":
+        return request.getfixturevalue("s3_url")
+    return str(request.getfixturevalue("tmp_path") / "cache")
 
 
-class StoreWriter:
-    """What a worker gets: the store (by URL) and where the entry goes; value first, then the index record."""
-
-    def __init__(self, url: str, name: str, fingerprint: str) -> None:
-        self.url, self.entry = url, _entry(name, fingerprint)
-
-    def write(self, value, seconds):
-        store = FsspecStore(self.url)
-        data = pickle.dumps(value)
-        store.write(f"values/{self.entry}", data)
-        store.write(f"index/{self.entry}", json.dumps({"pid": os.getpid(), "size": len(data)}).encode())
-        return len(data)
+def open_cache(url):
+    return Context.open(url, trust=url.startswith("s3://"))  # who wrote a bucket cannot be told: opt in
 
 
-class StoreReader:
-    """What a worker gets to read an entry from the store."""
-
-    def __init__(self, url: str, name: str, fingerprint: str) -> None:
-        self.url, self.entry = url, _entry(name, fingerprint)
-
-    def __call__(self):
-        return pickle.loads(FsspecStore(self.url).read(f"values/{self.entry}"))
-
-
-class StoreContext(Context):
-    __slots__ = ()
-    urls: dict[int, str] = {}
-
-    def _worker_writer(self, name, fingerprint):
-        return StoreWriter(self.urls[id(self)], name, fingerprint)
-
-    def _worker_reader(self, name):
-        return StoreReader(self.urls[id(self)], name, self.fingerprint(name))
-
-    def _adopt_written(self, name, fingerprint, seconds):
-        store = FsspecStore(self.urls[id(self)])
-        entry = _entry(name, fingerprint)
-        assert store.exists(f"index/{entry}"), "the index record is written before the reference is sent"
-        lazy = LazyEntry(lambda: pickle.loads(store.read(f"values/{entry}")), f"{name} in {store.url}")
-        self._put_result(name, lazy, fingerprint, seconds)
-
-
-def store_context(url: str) -> StoreContext:
-    ctx = StoreContext()
-    StoreContext.urls[id(ctx)] = url
-    return ctx
+def index_records(url):
+    store = open_store(url)
+    return [json.loads(store.read(rel)) for rel in store.list("index")]
 
 
 # -- steps ----------------------------------------------------------------------------------------------
@@ -108,18 +79,28 @@ class Heavy:
 
 
 class MakeHeavy(Step):
-    def __init__(self, value, **kw):
+    def __init__(self, value, size=4_000_000, **kw):
         super().__init__(**kw)
         self.value = value
+        self.size = size
         self.client_pid = os.getpid()
 
     def run(self):
-        return Heavy(self.value, self.client_pid)
+        return Heavy(self.value, self.client_pid, self.size)
 
 
 class Combine(Step):
     def run(self, *heavies):
         return Heavy(sum(h.value for h in heavies), heavies[0].client_pid)
+
+
+class Number(Step):
+    def __init__(self, n, **kw):
+        super().__init__(**kw)
+        self.n = n
+
+    def run(self):
+        return Heavy(self.n, None, size=10)
 
 
 class Unwrap(Step):
@@ -133,28 +114,44 @@ def heavy_pipeline(ctx):
     return Unwrap(depends_on=Combine(depends_on=pairs, name_alias="all", ctx=ctx), ctx=ctx)
 
 
-def test_workers_write_into_the_cache_and_the_client_holds_only_lazy_references(client, s3_url):
-    ctx = store_context(s3_url)
-    head = heavy_pipeline(ctx)
-    out = head.materialize(client)
+def test_workers_write_into_the_cache_and_the_client_holds_only_lazy_references(client, cache_url):
+    ctx = open_cache(cache_url)
+    out = heavy_pipeline(ctx).materialize(client)
     assert out.total == 6 and out.pid != os.getpid()  # the head's value, computed on a worker
     intermediate = ["part0", "part1", "part2", "part3", "pair0", "pair2", "all"]
     assert [k for k in intermediate if ctx.is_loaded(k)] == []  # nothing of them came to the client
     assert ctx.is_loaded("Unwrap") and ctx["Unwrap"] is out  # the head was read once, from the cache
-    store = FsspecStore(s3_url)
-    records = [json.loads(store.read(rel)) for rel in store.list("index")]
-    assert len(records) == 8 and {r["pid"] for r in records}.isdisjoint({os.getpid()})
-    assert sum(r["size"] for r in records) > 7 * 4_000_000  # the large values went to the store directly
-    with pytest.raises(AssertionError, match="sent to the client"):
+    assert all(ctx.location(k) == ctx.store_url for k in [*intermediate, "Unwrap"])
+    records = index_records(cache_url)
+    assert (
+        sorted(r["type"] for r in records) == ["job_orchestra.attrdict.AttrDict"] + ["tests.test_dask_cache.Heavy"] * 7
+    )
+    assert sum(r["size"] for r in records) > 7 * 4_000_000  # the large values went to the cache directly
+    with pytest.raises(SnapshotError, match="sent to the client"):
         ctx["part0"]  # reading one asks for it: it comes from the cache (and Heavy refuses the client)
     assert wait_until_released(client) == 0
 
 
-def test_a_second_run_takes_everything_from_the_cache(client, s3_url):
-    ctx = store_context(s3_url)
-    heavy_pipeline(ctx).materialize(client)
-    assert heavy_pipeline(ctx).execution_plan(show=False).to_run == []
-    assert heavy_pipeline(ctx).materialize(client).total == 6
+REOPEN = textwrap.dedent(
+    """
+    import json, sys
+    from job_orchestra import Context
+    ctx = Context.open(sys.argv[1], trust=True)
+    print(json.dumps({"keys": sorted(k for k in ctx if k != "context_meta"), "total": ctx["Unwrap"]["total"],
+                      "lazy": sorted(k for k in ctx if not ctx.is_loaded(k))}))
+    """
+)
+
+
+def test_a_fresh_process_opens_what_the_workers_wrote(client, cache_url):
+    heavy_pipeline(open_cache(cache_url)).materialize(client)
+    done = subprocess.run([sys.executable, "-c", REOPEN, cache_url], capture_output=True, text=True, check=True)
+    seen = json.loads(done.stdout)
+    names = ["Unwrap", "all", "pair0", "pair2", "part0", "part1", "part2", "part3"]
+    assert seen == {"keys": names, "total": 6, "lazy": [n for n in names if n != "Unwrap"]}
+    again = open_cache(cache_url)
+    assert heavy_pipeline(again).execution_plan(show=False).to_run == []
+    assert heavy_pipeline(again).materialize(client).total == 6
 
 
 class Total(Step):
@@ -162,10 +159,10 @@ class Total(Step):
         return heavy.value * 10
 
 
-def test_results_taken_from_the_cache_are_read_by_the_workers_not_by_the_client(client, s3_url):
-    ctx = store_context(s3_url)
-    heavy_pipeline(ctx).materialize(client)
-    everything = heavy_pipeline(ctx).dependencies[0]  # "all", cached now, not read by the client
+def test_results_taken_from_the_cache_are_read_by_the_workers_not_by_the_client(client, cache_url):
+    heavy_pipeline(open_cache(cache_url)).materialize(client)
+    ctx = open_cache(cache_url)  # a fresh Context: every entry lazy
+    everything = heavy_pipeline(ctx).dependencies[0]  # "all", cached, not read by the client
     head = Total(depends_on=everything, ctx=ctx)
     assert head.execution_plan(show=False).to_run == ["Total"]
     assert head.materialize(client) == 60  # Heavy refuses the client: "all" was read on a worker
@@ -178,17 +175,32 @@ class Fails(Step):
         raise ZeroDivisionError("fails on purpose")
 
 
-def test_a_failing_step_is_named_and_the_results_written_before_stay(client, s3_url):
-    ctx = store_context(s3_url)
+def test_a_failing_step_is_named_and_the_results_written_before_stay(client, cache_url):
+    ctx = open_cache(cache_url)
     part = MakeHeavy(1, name_alias="part", ctx=ctx)
     with pytest.raises(ZeroDivisionError, match="fails on purpose") as info:
         Fails(depends_on=part, ctx=ctx).materialize(client)
     assert "step 'Fails' (Fails) failed" in "\n".join(info.value.__notes__)
     assert not ctx.is_loaded("part") and "Fails" not in ctx
-    assert [rel.split("/")[1] for rel in FsspecStore(s3_url).list("index")] == ["part"]
+    assert [r["type"] for r in index_records(cache_url)] == ["tests.test_dask_cache.Heavy"]
 
 
-def test_a_context_without_a_shared_store_gets_the_results_as_before(client):
+def test_memory_caches_are_not_shared_so_results_come_back_and_are_written_here(client):
+    ctx = Context.open(f"memory://jo-dask-{os.getpid()}-{time.monotonic_ns()}")
+    parts = [MakeHeavy(i, name_alias=f"p{i}", size=10) for i in range(2)]
+    head = Unwrap(depends_on=Combine(depends_on=parts, name_alias="c", ctx=ctx), ctx=ctx)
+    with pytest.raises(AssertionError, match="sent to the client"):
+        head.materialize(client)  # "c" must come to the client to be written: Heavy refuses
+    small = Unwrap(depends_on=Number(3, ctx=ctx), ctx=ctx, name_alias="small")
+    assert small.materialize(client).total == 3
+    assert ctx.is_loaded("Number") and ctx.location("Number") == ctx.location("small") == ctx.store_url
+    assert sorted(r["type"] for r in index_records(ctx.store_url)) == [
+        "job_orchestra.attrdict.AttrDict",
+        "tests.test_dask_cache.Heavy",
+    ]
+
+
+def test_a_context_without_a_cache_gets_the_results_as_before(client):
     ctx = Context()
     parts = [MakeHeavy(i, name_alias=f"p{i}") for i in range(2)]
     head = Unwrap(depends_on=Combine(depends_on=parts, name_alias="c"), ctx=ctx)

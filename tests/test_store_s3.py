@@ -235,3 +235,23 @@ def test_an_unknown_protocol_and_a_missing_package_say_what_to_do():
     )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
     assert "s3://bucket/cache" in out and 'pip install "job-orchestra[s3]"' in out
+
+
+def test_what_another_process_writes_after_a_listing_is_read_listed_and_sized(store_url):
+    """fsspec keeps folder listings (s3fs even answers reads from them): nothing may hide a new object."""
+    store = FsspecStore(store_url)
+    store.write("index/old.json", b"old")
+    with pytest.raises(FileNotFoundError):
+        store.read("index/new.json")
+    assert not store.exists("index/new.json")
+    assert store.list("index") == ["index/old.json"]  # the last call before the other writer: a listing
+    code = "import sys; from job_orchestra.stores import open_store; open_store(sys.argv[1]).write(sys.argv[2], b'x'*9)"
+    if store_url.startswith("memory://"):  # one process's memory: another thread stands for the other writer
+        thread = threading.Thread(target=lambda: FsspecStore(store_url).write("index/new.json", b"x" * 9))
+        thread.start()
+        thread.join()
+    else:
+        subprocess.run([sys.executable, "-c", code, store_url, "index/new.json"], check=True)
+    assert store.read("index/new.json") == b"x" * 9
+    assert store.exists("index/new.json") and store.size("index/new.json") == 9
+    assert store.list("index") == ["index/new.json", "index/old.json"]
