@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import re
 import secrets
 import threading
 import time
@@ -20,7 +21,6 @@ from .cache_index import (
     CACHE_FORMAT,
     CACHE_FORMAT_VERSION,
     MARKER,
-    RECORD_NAME,
     VALUE_NAME,
     key_id,
     lazy_value,
@@ -35,14 +35,15 @@ from .errors import CacheError, CacheWriteWarning, UntrustedCacheError
 from .manifest import MANIFEST, MAX_MANIFEST_BYTES, check_key, decode_key, parse
 from .snapshot_load import _check_signature
 from .snapshot_pickle import HashingWriter, is_hidden, rewinder, write
-from .stores import LocalStore, Store, open_store
+from .stores import TEMP_SUFFIX, LocalStore, Store, open_store
 
 if TYPE_CHECKING:
     from .context import Context
 
 __all__ = ["CacheBinding", "CachedVersion", "DiskUsage", "load_cache", "open_cache"]
 
-ORPHAN_GRACE = 3600.0  # a value file without a record is removed by prune() only when older than this
+ORPHAN_GRACE = 3600.0  # a value or temporary file without a record is removed by prune() only when older than this
+TEMP_NAME = re.compile(r"^\.[0-9a-f.]+(?:json|dill)\.[A-Za-z0-9_]+\.jo-tmp$")  # LocalStore's temporary names
 
 
 class DiskUsage(NamedTuple):
@@ -226,6 +227,15 @@ class CacheBinding:
                 continue
             if age > ORPHAN_GRACE and not self.store.exists(record_rel(*rel[7:].split(".")[:2])):
                 self.store.delete(rel)
+        for folder in ("values", "index"):  # temporary files of writers killed mid-write
+            try:
+                entries = list(os.scandir(self.store.root / folder))
+            except FileNotFoundError:
+                continue
+            for entry in entries:
+                if TEMP_NAME.match(entry.name) and entry.is_file(follow_symlinks=False):
+                    if now - entry.stat(follow_symlinks=False).st_mtime > ORPHAN_GRACE:
+                        self.store.delete(f"{folder}/{entry.name}")
 
 
 def _check_place(store: Store, trust: bool, secret: bytes | None) -> None:
@@ -240,7 +250,10 @@ def _check_place(store: Store, trust: bool, secret: bytes | None) -> None:
         )
     if store.exists(MARKER) or store.exists(MANIFEST):
         return
-    if isinstance(store, LocalStore) and any(os.scandir(store.root)):
+    ours = ("values", "index")  # another process may be creating the same cache right now
+    if isinstance(store, LocalStore) and any(
+        e.name not in ours and not e.name.endswith(TEMP_SUFFIX) for e in os.scandir(store.root)
+    ):
         raise CacheError(
             f"{store.url} is a directory holding other files, neither a cache nor a snapshot: refusing to write "
             "a cache into it. Give Context.open() a new or empty directory."
@@ -271,9 +284,7 @@ def _bind(ctx: Context, store: Store, secret: bytes | None) -> CacheBinding:
     return binding
 
 
-def open_cache(
-    cls: type[Context], path_or_url: Any, *, key: bytes | str | None = None, trust: bool = False
-) -> Context:
+def open_cache(cls: type[Context], path_or_url: Any, *, key: bytes | str | None = None, trust: bool = False) -> Context:
     """A Context bound to the cache at ``path_or_url`` (created if new): see ``Context.open``."""
     secret = check_key(key, "Context.open()")
     store = open_store(path_or_url)

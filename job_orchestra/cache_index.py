@@ -121,6 +121,12 @@ class StoreLoader(_EntryLoader):
         super().__init__(_Where(store.url), record, label)
         self.store = store
 
+    def _damaged(self, why: str) -> CacheError:
+        return CacheError(
+            f"The cache {self.store.url}: {self.label} is damaged: {why} (file {self.record['file']!r}). Nothing "
+            "of it was unpickled. Delete the entry with del ctx[key] (it is computed again), or restore the cache."
+        )
+
     def read(self) -> bytes:
         name = self.record["file"]
         try:
@@ -151,15 +157,9 @@ def lazy_value(store: Store, record: dict[str, Any], key: Any) -> LazyEntry:
 def read_index(store: Store, secret: bytes | None) -> dict[Any, dict[str, dict[str, Any]]]:
     """Every record of the cache: ``{key: {version: record}}``."""
     versions: dict[Any, dict[str, dict[str, Any]]] = {}
-    for rel in store.list("index"):
+    for rel, data in store.read_all("index", MAX_RECORD_BYTES):
         if RECORD_NAME.match(rel) is None:
             continue  # not ours: never read, never deleted
-        try:
-            data = store.read(rel)
-        except FileNotFoundError:
-            continue  # pruned meanwhile
-        if len(data) > MAX_RECORD_BYTES:
-            raise CacheError(f"The cache {store.url}: the index record {rel!r} is too large to be one. Delete it.")
         record = parse_record(data, rel, store.url, secret)
         key = decode_key(record, store.url)
         versions.setdefault(key, {})[version_of(record["fingerprint"])] = record

@@ -321,7 +321,7 @@ class Context(CleverDictCompat, AttrDict):
 
     def prune(self, *, older_than: Any = None, keep: int | None = None, max_bytes: int | None = None) -> list[Any]:
         """Remove cached versions older than ``older_than`` (seconds or timedelta), beyond the ``keep`` newest
-        per step, and the oldest until at most ``max_bytes`` remain; returns the removed ``CachedVersion``s."""
+        per step, and the oldest until at most ``max_bytes`` remain; returns what it removed (``CachedVersion``)."""
         if self._cache is None:
             return []
         return self._cache.prune(older_than, keep, max_bytes)

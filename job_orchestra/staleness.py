@@ -160,7 +160,9 @@ def fingerprint_pass(
             elif not rerun or not defines_run(step):  # a bare Step(name_alias=...) cannot recompute: use it
                 effective[name] = total_of(recorded)
                 continue
-            elif getattr(ctx, "_cache", None) is not None and ctx._cache.reuse(name, total):  # an earlier version, kept on disk
+            elif getattr(ctx, "_cache", None) is not None and ctx._cache.reuse(
+                name, total
+            ):  # an earlier version, kept on disk
                 effective[name] = total
                 reused[name] = REUSED
                 continue

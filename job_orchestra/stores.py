@@ -15,7 +15,7 @@ import os
 import re
 import stat
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import unquote, urlparse
@@ -30,6 +30,7 @@ _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 
 
 def check_rel(rel: str) -> str:
@@ -70,6 +71,16 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def list(self, prefix: str) -> list[str]:
         """The relative paths of every object below the folder ``prefix`` ("" for all), sorted."""
+
+    def read_all(self, prefix: str, limit: int) -> Iterator[tuple[str, bytes]]:
+        """``(rel, bytes)`` of every object below ``prefix`` of at most ``limit`` bytes (others are skipped:
+        not ours); an object deleted meanwhile is skipped too. Stores may do it faster than list + read."""
+        for rel in self.list(prefix):
+            try:
+                if self.size(rel) <= limit:
+                    yield rel, self.read(rel)
+            except (FileNotFoundError, StorePathError):
+                continue
 
     @abc.abstractmethod
     def delete(self, rel: str) -> None:
@@ -183,6 +194,53 @@ class LocalStore(Store):
                     continue
                 found.append(name if rel_folder == "." else f"{rel_folder}/{name}")
         return sorted(found)
+
+    def read_all(self, prefix: str, limit: int) -> Iterator[tuple[str, bytes]]:
+        """The regular files directly in the folder ``prefix`` (one folder opened once; links skipped)."""
+        try:
+            fd = os.open(check_rel(prefix), os.O_RDONLY | _DIRECTORY | _NOFOLLOW | _CLOEXEC, dir_fd=self._root_fd())
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return
+            raise
+        try:
+            with os.scandir(fd) as entries:
+                names = [
+                    e.name for e in entries if not e.name.endswith(TEMP_SUFFIX) and e.is_file(follow_symlinks=False)
+                ]
+            for name in sorted(names):
+                try:
+                    file = os.open(name, os.O_RDONLY | _NOFOLLOW | _NONBLOCK | _CLOEXEC, dir_fd=fd)
+                except (FileNotFoundError, OSError):
+                    continue  # deleted meanwhile, or replaced by a link
+                try:
+                    info = os.fstat(file)
+                    if stat.S_ISREG(info.st_mode) and info.st_size <= limit:
+                        yield f"{prefix}/{name}", os.read(file, info.st_size + 1)
+                finally:
+                    os.close(file)
+        finally:
+            os.close(fd)
+
+    def __getstate__(self) -> dict:
+        """Pickled for another process (a Dask worker writing into the cache): without this one's descriptor."""
+        state = self.__dict__.copy()
+        state.pop("_fd", None)
+        return state
+
+    def _root_fd(self) -> int:
+        fd = getattr(self, "_fd", None)
+        if fd is None:
+            fd = os.open(self.root, os.O_RDONLY | _DIRECTORY | _CLOEXEC)
+            self._fd = fd
+        return fd
+
+    def __del__(self) -> None:
+        fd = getattr(self, "_fd", None)
+        if fd is not None:
+            os.close(fd)
 
     def delete(self, rel: str) -> None:
         try:

@@ -37,7 +37,10 @@ class Stage(Step):
         if self.index % 3 == 0:
             return x * 2
         if self.index % 3 == 1:
-            return {"sum": int(np.asarray(x if not isinstance(x, dict) else x["items"]).sum()), "items": list(range(50))}
+            return {
+                "sum": int(np.asarray(x if not isinstance(x, dict) else x["items"]).sum()),
+                "items": list(range(50)),
+            }
         return np.full(20_000, self.index, dtype="float64")
 
 

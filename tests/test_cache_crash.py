@@ -87,3 +87,17 @@ def test_killed_run_resumes_with_every_finished_result(tmp_path, total_events, i
     assert "ran " not in capsys.readouterr().out
     leftovers = [p for p in cache.rglob("*") if p.name.endswith(TEMP_SUFFIX)]
     assert len(leftovers) <= 1  # at most the one file being written when the kill came, never listed
+
+
+def test_a_result_another_process_just_wrote_is_used_not_recomputed(tmp_path, capsys):
+    cache = tmp_path / "cache"
+    mine = Context.open(cache)  # opened before the other process wrote anything
+    head = cache_pipeline.build(mine, 5)
+    assert all(row.runs for row in head.execution_plan(show=False))
+    done = _child(cache, "--param", "5")
+    assert done.returncode == 0, done.stderr
+    assert all(not row.runs for row in head.execution_plan(show=False))
+    capsys.readouterr()
+    head.materialize()
+    assert "ran " not in capsys.readouterr().out
+    assert _same(mine["Stage11"], cache_pipeline.expected(5)["Stage11"])

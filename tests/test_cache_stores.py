@@ -118,3 +118,19 @@ def test_url_without_backend_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(importlib, "import_module", missing)
     with pytest.raises(CacheError, match="fsspec"):
         open_store("s3://bucket/cache")
+
+
+def test_read_all_reads_regular_files_only(tmp_path):
+    store = LocalStore(tmp_path / "c")
+    for name in ("a", "b", "big"):
+        store.write(f"index/{name}", name.encode() * (100 if name == "big" else 1))
+    (tmp_path / "outside").write_bytes(b"secret")
+    os.symlink(tmp_path / "outside", store.root / "index" / "link")
+    (store.root / "index" / f".x{TEMP_SUFFIX}").write_bytes(b"half")
+    os.mkdir(store.root / "index" / "sub")
+    fast = list(store.read_all("index", 50))
+    assert fast == [("index/a", b"a"), ("index/b", b"b")]
+    assert list(Store.read_all(store, "index", 50)) == fast  # the generic version agrees
+    assert list(store.read_all("nothing", 50)) == []
+    os.symlink(tmp_path, store.root / "linked")
+    assert list(store.read_all("linked", 50)) == []

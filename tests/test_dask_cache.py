@@ -16,9 +16,10 @@ import time
 
 import pytest
 
-from job_orchestra import Context, Step
-from job_orchestra.errors import SnapshotError
-from job_orchestra.stores import open_store
+from job_orchestra import Context, Step, cache_workers
+from job_orchestra.cache_workers import CacheWriter
+from job_orchestra.errors import CacheWriteWarning, SnapshotError
+from job_orchestra.stores import LocalStore, open_store
 
 distributed = pytest.importorskip("distributed")
 # A worker that could not write a result (or wrote it where the client does not see it) is a failure here.
@@ -206,3 +207,24 @@ def test_a_context_without_a_cache_gets_the_results_as_before(client):
     head = Unwrap(depends_on=Combine(depends_on=parts, name_alias="c"), ctx=ctx)
     assert head.materialize(client).total == 1
     assert ctx.is_loaded("Unwrap") and dict(ctx)["Unwrap"].total == 1
+
+
+def test_a_worker_that_cannot_write_falls_back_to_the_client_with_a_warning(client, tmp_path, monkeypatch):
+    """The workers write to a disk of their own (a cache directory they do not share with the client)."""
+    ctx = Context.open(tmp_path / "cache")
+    workers_disk = LocalStore(tmp_path / "workers-own-disk")
+    real = cache_workers.writer_for
+
+    def elsewhere(context, key, fingerprint):
+        writer = real(context, key, fingerprint)
+        return CacheWriter(workers_disk, writer.secret, writer.key, writer.fingerprint)
+
+    monkeypatch.setattr(cache_workers, "writer_for", elsewhere)
+    with pytest.warns(CacheWriteWarning, match="was not written .* wrote it, but not where this process") as caught:
+        out = Unwrap(depends_on=Number(3, ctx=ctx), ctx=ctx).materialize(client)
+    assert out.total == 3
+    assert sorted(str(w.message).split("'")[1] for w in caught) == ["Number", "Unwrap"]
+    assert len(workers_disk.list("index")) == 2  # what the workers wrote, where the client does not look
+    reopened = Context.open(tmp_path / "cache")  # the client wrote both results itself: nothing is lost
+    assert sorted(k for k in reopened if k != "context_meta") == ["Number", "Unwrap"]
+    assert reopened["Number"].value == 3
