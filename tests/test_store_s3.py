@@ -255,3 +255,15 @@ def test_what_another_process_writes_after_a_listing_is_read_listed_and_sized(st
     assert store.read("index/new.json") == b"x" * 9
     assert store.exists("index/new.json") and store.size("index/new.json") == 9
     assert store.list("index") == ["index/new.json", "index/old.json"]
+
+
+@pytest.mark.parametrize("count", [0, 1, 7])
+def test_read_all_gives_every_small_object_below_a_folder_in_one_batch(store_url, count):
+    store = FsspecStore(store_url)
+    small = {f"index/r{i}.json": os.urandom(i + 1) for i in range(count)}
+    for rel, data in small.items():
+        store.write(rel, data)
+    store.write("index/large.json", b"x" * 5000)  # over the limit: not ours, skipped
+    store.write("values/v.bin", b"v")  # another folder
+    assert dict(store.read_all("index", 4096)) == small
+    assert list(store.read_all("nothing-here", 4096)) == []
