@@ -18,7 +18,7 @@ import pytest
 
 from job_orchestra import Context, Step, cache_workers
 from job_orchestra.cache_workers import CacheWriter
-from job_orchestra.errors import CacheWriteWarning, SnapshotError
+from job_orchestra.errors import CacheWriteWarning, SnapshotError, UntrustedCacheError
 from job_orchestra.stores import LocalStore, open_store
 
 distributed = pytest.importorskip("distributed")
@@ -228,3 +228,12 @@ def test_a_worker_that_cannot_write_falls_back_to_the_client_with_a_warning(clie
     reopened = Context.open(tmp_path / "cache")  # the client wrote both results itself: nothing is lost
     assert sorted(k for k in reopened if k != "context_meta") == ["Number", "Unwrap"]
     assert reopened["Number"].value == 3
+
+
+def test_what_workers_write_into_a_signed_cache_is_signed(client, cache_url):
+    ctx = Context.open(cache_url, key="team-secret")
+    assert Unwrap(depends_on=Number(4, ctx=ctx), ctx=ctx).materialize(client).total == 4
+    assert all("hmac" in record for record in index_records(cache_url)) and len(index_records(cache_url)) == 2
+    assert Context.open(cache_url, key="team-secret")["Number"].value == 4
+    with pytest.raises(UntrustedCacheError):
+        Context.open(cache_url, key="another-key")["Number"]
