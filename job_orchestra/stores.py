@@ -128,7 +128,10 @@ class LocalStore(Store):
                     new = os.open(part, os.O_RDONLY | _DIRECTORY | _NOFOLLOW | _CLOEXEC, dir_fd=fd)
                 except OSError as exc:
                     if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-                        raise StorePathError(f"{rel!r} passes through {part!r}, which is not a folder", rel) from None
+                        raise StorePathError(
+                            f"{rel!r} passes through {part!r}, a symbolic link or a file: caches never follow links",
+                            rel,
+                        ) from None
                     raise
                 os.close(fd)
                 fd = new

@@ -77,3 +77,22 @@ def test_a_symlinked_value_is_never_followed(tmp_path):
     ctx = Context.open(tmp_path / "c")
     with pytest.raises(CacheError, match="symbolic link"):
         [ctx[k] for k in ("Param", "Double")]
+
+
+def test_prune_never_deletes_through_a_linked_folder(tmp_path):
+    _written(tmp_path / "c")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    victim = outside / f"{'a' * 32}.{'b' * 32}.{'c' * 16}.dill"  # named like an orphan value file
+    victim.write_bytes(b"precious")
+    os.utime(victim, (0, 0))
+    values = tmp_path / "c" / "values"
+    for file in values.iterdir():
+        file.rename(outside / file.name)
+    values.rmdir()
+    os.symlink(outside, values)
+    ctx = Context.open(tmp_path / "c")
+    with pytest.raises(CacheError, match="symbolic link"):  # refused, not followed
+        ctx.prune(max_bytes=0)
+    assert victim.read_bytes() == b"precious"
+    assert len(list(outside.iterdir())) == 3  # the two values moved there and the victim: all kept
