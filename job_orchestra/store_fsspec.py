@@ -154,6 +154,10 @@ class FsspecStore(Store):
     def size(self, rel: str) -> int:
         return int(self.fs.size(self._fresh(self._path(rel))))
 
+    def modified(self, rel: str) -> float:
+        """When ``rel`` was last written, as a UNIX time (what ``prune()`` needs to judge a leftover's age)."""
+        return self.fs.modified(self._fresh(self._path(rel))).timestamp()  # naive times are local ones
+
     def owner_trusted(self) -> bool:
         """Only ``memory://`` (this process's own memory) is; who wrote a bucket cannot be told from here."""
         return self.protocol == "memory"

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 import uuid
 
 import pytest
@@ -267,3 +268,12 @@ def test_read_all_gives_every_small_object_below_a_folder_in_one_batch(store_url
     store.write("values/v.bin", b"v")  # another folder
     assert dict(store.read_all("index", 4096)) == small
     assert list(store.read_all("nothing-here", 4096)) == []
+
+
+def test_modified_is_when_an_object_was_written(store_url):
+    store = FsspecStore(store_url)
+    before = time.time()
+    store.write("values/a.bin", b"a")
+    assert before - 5 <= store.modified("values/a.bin") <= time.time() + 5  # the server's clock, to a second
+    with pytest.raises(FileNotFoundError):
+        store.modified("values/missing.bin")
