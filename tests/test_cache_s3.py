@@ -165,4 +165,5 @@ def test_a_reader_process_never_sees_a_half_written_entry(s3_url):
         reader.kill()
     assert reader.returncode == 0
     report = json.loads(out)
+    print("reader:", report)  # shown with -s: how many reads overlapped the writes
     assert report["seen"] == [f"big-{i}" for i in range(steps)] and report["polls"] >= 1

@@ -171,6 +171,7 @@ def test_a_reader_process_sees_whole_objects_or_nothing_while_large_ones_are_rew
     finally:
         reader.kill()
     report = json.loads(out)
+    print("reader:", report)  # shown with -s: how many reads overlapped the writes
     assert reader.returncode == 0
     assert report["torn"] == 0
     assert report["seen"] == [0, 1, 2, 3, 4]  # every version, each whole
