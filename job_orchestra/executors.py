@@ -12,6 +12,7 @@ Dask is imported only when a ``dask.distributed.Client`` is passed.
 from __future__ import annotations
 
 import contextlib
+import operator
 import os
 import pickle
 import uuid
@@ -110,10 +111,36 @@ class DaskBackend(Backend):
             max_workers = total or None  # no workers yet (adaptive cluster): let Dask queue the tasks
         self.limit = max_workers
         self._run_id = uuid.uuid4().hex[:8]
+        self._values: dict[str, Any] = {}  # reference task key -> the value's future (worker-written results)
 
-    def submit(self, name: str, step: Step, inputs: list[Any], key: tuple | None = None) -> Any:
+    def submit(self, name: str, step: Step, inputs: list[Any], key: tuple | None = None, writer: Any = None) -> Any:
+        """A task running ``step``; with a ``writer`` (:mod:`job_orchestra.worker_writes`) the worker also
+        writes the result into the cache, and the returned handle is its small reference."""
         payload = dump_step(name, step)
-        return self.client.submit(run_on_dask, payload, *inputs, key=f"{name}-{self._run_id}", pure=False)
+        task = f"{name}-{self._run_id}"
+        if writer is None:
+            return self.client.submit(run_on_dask, payload, *inputs, key=task, pure=False)
+        from .worker_writes import run_and_write  # only runs with a cache the workers write to need it
+
+        both = self.client.submit(run_and_write, payload, name, writer, *inputs, key=task, pure=False)
+        # Both halves are taken where the pair is (Dask runs a task next to its only input): the value
+        # stays there for the consumers, only the reference comes to the client.
+        value = self.client.submit(operator.getitem, both, 0, key=f"{task}-value", pure=False)
+        ref = self.client.submit(operator.getitem, both, 1, key=f"{task}-ref", pure=False)
+        self._values[ref.key] = value
+        return ref
+
+    def collect_written(self, handle: Any, keep_value: bool) -> tuple[Any, Any, Any]:
+        """``(ref, written, value)`` of a step whose worker wrote its result into the cache: ``ref`` for its
+        consumers, ``written`` the worker's :class:`~job_orchestra.worker_writes.WrittenRef`, ``value`` only
+        when ``keep_value`` (fetched from the worker)."""
+        value_future = self._values.pop(handle.key)
+        try:
+            written = handle.result()  # a few dozen bytes
+            value = value_future.result() if keep_value else None
+        except RemoteFailure as failure:
+            raise failure.unwrap() from None
+        return value_future, written, value
 
     def collect(self, handle: Any, keep_value: bool) -> tuple[Any, Any]:
         try:
@@ -124,6 +151,12 @@ class DaskBackend(Backend):
 
     def cached_input(self, name: str, value: Any) -> Any:
         return self.client.scatter(value, hash=False)
+
+    def stored_input(self, name: str, reader: Any) -> Any:
+        """A result in a cache the workers reach: a task reads it there (it does not pass through here)."""
+        from .worker_writes import read_on_worker  # only runs with a cache the workers share need it
+
+        return self.client.submit(read_on_worker, reader, key=f"{name}-{self._run_id}-stored", pure=False)
 
     def close(self, abandon: bool = False) -> None:
         pass  # the client belongs to the caller

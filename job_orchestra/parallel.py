@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from . import inflight
 from .runstate import consumer_counts, note_failure, note_interrupt, record_result
 from .tracebacks import user_traceback
+from .worker_writes import adopt, reader_for, writer_for
 
 if TYPE_CHECKING:
     from .events import Dispatcher
@@ -69,6 +70,7 @@ class ParallelRun:
         self.finished = 0
         self.failure: tuple[str, BaseException] | None = None
         self.head_output: Any = None
+        self.written: set[str] = set()  # running steps whose worker writes the result into the cache
         self.interrupt_requested = False
 
     def run(self) -> Any:
@@ -143,7 +145,12 @@ class ParallelRun:
             if events:
                 events.emit("step_start", name)
             try:
-                handle = self.backend.submit(name, step, inputs, self.ticket.key(name))
+                writer = None if self.local else writer_for(step, name, self.plan.fingerprint(name))
+                if writer is None:
+                    handle = self.backend.submit(name, step, inputs, self.ticket.key(name))
+                else:  # the worker writes the result into the cache itself
+                    handle = self.backend.submit(name, step, inputs, self.ticket.key(name), writer=writer)
+                    self.written.add(name)
             except Exception as exc:  # e.g. the step cannot be serialized for another process
                 self.ticket.fail(name, exc)
                 self._fail(name, exc)
@@ -166,7 +173,12 @@ class ParallelRun:
             else:
                 ref = self.from_context.get(d, _MISSING)
                 if ref is _MISSING:
-                    ref = self.backend.cached_input(d, self.steps[d].ctx[d])  # type: ignore[index]
+                    ctx = self.steps[d].ctx
+                    reader = None if self.local else reader_for(ctx, d)
+                    if reader is not None:  # the workers read it from the cache: it never comes here
+                        ref = self.backend.stored_input(d, reader)  # type: ignore[attr-defined]
+                    else:
+                        ref = self.backend.cached_input(d, ctx[d])  # type: ignore[index]
                     self.from_context[d] = ref
                     if self.events:
                         self.events.emit("step_cached", d)
@@ -198,13 +210,19 @@ class ParallelRun:
                 self.events.emit("step_cached", name)
         else:
             try:
-                keep = is_head or step.ctx is not None or self.ticket.wanted(name)
-                ref, value = self.backend.collect(handle, keep)
-                del handle
-                if self.local or keep:
-                    value = record_result(self.plan, step, name, value, time.perf_counter() - started)
-                    if self.local:
-                        ref = value
+                if name in self.written:  # the worker wrote it into the cache: only a reference came back
+                    self.written.discard(name)
+                    keep = self.ticket.wanted(name)
+                    ref, value = self._collect_written(name, step, handle, keep, is_head)
+                    del handle
+                else:
+                    keep = is_head or step.ctx is not None or self.ticket.wanted(name)
+                    ref, value = self.backend.collect(handle, keep)
+                    del handle
+                    if self.local or keep:
+                        value = record_result(self.plan, step, name, value, time.perf_counter() - started)
+                        if self.local:
+                            ref = value
             except BaseException as exc:
                 self.ticket.fail(name, exc)
                 self._fail(name, exc)
@@ -223,6 +241,18 @@ class ParallelRun:
             self.head_output = value
         if name in self.waiting:
             self.results[name] = ref
+
+    def _collect_written(self, name: str, step: Any, handle: Any, keep: bool, is_head: bool) -> tuple[Any, Any]:
+        """A result the worker wrote into the step's cache: the Context shows it lazily from the small
+        reference; the value is fetched only for the head (read once, from the cache) or another run. If
+        the worker's write cannot be used, the value comes here and is recorded as on other executors."""
+        ref, written, value = self.backend.collect_written(handle, keep)  # type: ignore[attr-defined]
+        if not adopt(step, name, self.plan.fingerprint(name), written):
+            value = ref.result() if value is None else value
+            return ref, record_result(self.plan, step, name, value, written.seconds)
+        if is_head and not keep and written.written:
+            value = step.ctx[name]
+        return ref, value
 
     def _fail(self, name: str, exc: BaseException) -> None:
         if self.failure is None:

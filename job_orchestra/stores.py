@@ -227,6 +227,12 @@ class LocalStore(Store):
         finally:
             os.close(fd)
 
+    def __getstate__(self) -> dict:
+        """Pickled for another process (a Dask worker writing into the cache): without this one's descriptor."""
+        state = self.__dict__.copy()
+        state.pop("_fd", None)
+        return state
+
     def _root_fd(self) -> int:
         fd = getattr(self, "_fd", None)
         if fd is None:

@@ -56,6 +56,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "snapshot_load",
             "cache_index",
             "cache",
+            "cache_workers",
             "snapshot",
             "context",
         ],
@@ -63,7 +64,18 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("plan", ["redefined", "staleness", "map_plan", "plan", "accept"]),
     (
         "execution",
-        ["inflight", "checks", "runstate", "shipping", "workers", "executors", "parallel", "scheduler", "progress"],
+        [
+            "inflight",
+            "checks",
+            "runstate",
+            "shipping",
+            "worker_writes",
+            "workers",
+            "executors",
+            "parallel",
+            "scheduler",
+            "progress",
+        ],
     ),
     ("facade", ["drawing", "step", "mapping", "function_step", "__init__", "cli", "__main__"]),
 ]
