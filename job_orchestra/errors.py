@@ -192,6 +192,8 @@ class MapSourceError(PipelineError, ValueError):
         super().__init__(message)
         self.group = group
         self.source = source
+
+
 class StoreUnavailableError(CacheError, ImportError):
     """A cache URL cannot be opened: fsspec, or the package of its file system (``s3fs``, ``gcsfs``), is not
     installed, or fsspec knows no file system for its scheme. ``url`` is the URL; the message says what to
