@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from .errors import MapSourceError
+from .file_input import FILES_KEY
 from .graph import Node, collect
 
 __all__ = [
@@ -58,6 +59,9 @@ def _source_ready(group: Any, plan_of: Callable[[Node], Any]) -> tuple[bool, Any
         if source._jo_pending or any(d.ctx is None for d in deps) or plan_of(source).to_run != [source._name]:
             return False, None
         return True, source.run(*(d.ctx[d._name] for d in deps))
+    if FILES_KEY in source.__dict__:  # Step.from_file(...): its files are listed (and hashed) at plan time
+        value = source.run()
+        return True, group._jo_from if value == group._jo_from else value  # the same files: the same items
     if source.ctx is None:
         return False, None
     head_row = plan_of(source).rows[-1]

@@ -13,6 +13,7 @@ from typing import Any
 
 from . import map_plan
 from .errors import InvalidStepError, MapSourceError
+from .file_input import FILES_KEY, FileSpec
 from .map_keys import ItemSpec, MapItem, combine, is_collection, param_items
 from .map_plan import GroupSummary
 from .step import Step, _mapper  # not `from . import step`: job_orchestra.step is the @step decorator
@@ -183,7 +184,11 @@ def map_step(
             per_param = {k: per_param[k] for k in over}  # the keyword order is the grid's key order
             dict_output = keyed or isinstance(value, dict)
         specs = combine(group, per_param, how, keys)
-        return [_make(cls, args, passed, fixed, spec, group, i) for i, spec in enumerate(specs)], dict_output
+        items = [_make(cls, args, passed, fixed, spec, group, i) for i, spec in enumerate(specs)]
+        if source is not None and FILES_KEY in source.__dict__:  # a map over Step.from_file(...)'s files:
+            for item, spec in zip(items, specs):  # each item's own file joins its fingerprint (see staleness)
+                item.__dict__[FILES_KEY] = FileSpec(str(spec.params[source_param]))
+        return items, dict_output
 
     node = MapGroup(group, keyed, source, build)
     if source is None:

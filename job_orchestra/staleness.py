@@ -67,7 +67,7 @@ class Fingerprints:
 
     def fast(self, name: str, step: Any, deps: tuple[str, ...]) -> str | None:
         """The fingerprint of ``name`` right after it ran, when nothing moved since the plan (else None)."""
-        if self.changed or len(deps) != 1 or name in self.params or name in self.file_lines:
+        if self.changed or len(deps) != 1 or name in self.params or name in self.file_lines or name in self.files:
             return None
         attrs = step.__dict__
         if len(attrs) != attrs.get(KNOWN):
@@ -195,10 +195,14 @@ def fingerprint_pass(
                 continue
             else:
                 inputs = [effective[d] for d in step_deps]
+                if name in files:  # its files' content is its last input, as above
+                    inputs.append(files[name].total)
                 fingerprint = make_fingerprint(*head.split(":")[1:], inputs)[1] + fp_pass.record(name, step)
                 kind, index, words = stale_reason(recorded, fingerprint, list(step_deps), inputs)
                 if kind != "upstream":
                     stale[name] = words or kind
+                elif index is not None and index >= len(step_deps):  # its own file (an item of a map over files)
+                    stale[name] = f"file {spec.given} changed"
                 elif index is not None and step_deps[index] in files:
                     stale[name] = _file_reason(steps[step_deps[index]], step_deps[index], index, recorded, files)
                 else:
