@@ -13,7 +13,7 @@ from .plan import Availability, ExecutionPlan, PlanRow, Schedule
 if TYPE_CHECKING:
     from .step import Step
 
-__all__ = ["INSTALL_HINT", "NODE_STYLES", "NO_CONTEXT_BORDER", "DependencyGraph"]
+__all__ = ["INSTALL_HINT", "NODE_STYLES", "NO_CONTEXT_BORDER", "SVG_DOTS", "DependencyGraph"]
 
 INSTALL_HINT = (
     "Graphviz's 'dot' program was not found, so the graph is shown as text. Install it with "
@@ -35,6 +35,10 @@ NODE_STYLES: dict[str, dict[str, str]] = {
 #: The dotted border of a step without a Context: a mid-tone that shows on the light fills and on dark
 #: backgrounds alike (the border colour of the status vanished on dark themes).
 NO_CONTEXT_BORDER = "#7a5fc0"
+#: The dash pattern of that dotted border in SVG: Graphviz's own ("1,5") leaves specks one unit long that
+#: vanish on dark themes; "2,3" stays a dotted line, visible on every background.
+SVG_DOTS = 'stroke-dasharray="2,3"'
+_GRAPHVIZ_DOTS = 'stroke-dasharray="1,5"'
 # Statuses that come from a run in progress rather than from the plan; their name is written in the node.
 RUN_STATUSES = frozenset({"running", "failed"})
 
@@ -68,7 +72,8 @@ class DependencyGraph(graphviz.Digraph):
         plan = plan if plan is not None else ExecutionPlan.of(head)
         graph = cls(name=str(head), comment=f"job-orchestra pipeline of {head}")
         graph.plan = plan
-        graph.attr(rankdir="LR", bgcolor="transparent", fontname="Helvetica")
+        # pad: a margin around the drawing, so a legend wider than the graph does not touch the edge
+        graph.attr(rankdir="LR", bgcolor="transparent", fontname="Helvetica", pad="0.15")
         graph.attr(
             "node", shape="box", style="rounded,filled", fontname="Helvetica", fontsize="11", fontcolor="#1b1b1b"
         )
@@ -92,7 +97,7 @@ class DependencyGraph(graphviz.Digraph):
             if row.availability is Availability.NO_CONTEXT:  # no Context: a dotted border
                 base = "filled" if "shape" in attrs else "rounded,filled"  # rounded octagons blur when dotted
                 attrs["style"] = attrs.get("style", base) + ",dotted"
-                attrs["penwidth"] = "2"  # thicker dotted lines blur, thinner ones vanish on dark themes
+                attrs["penwidth"] = "2.5"  # with SVG_DOTS: dots that show on dark themes, yet no blur
                 if status not in RUN_STATUSES and not redefined:
                     attrs["color"] = NO_CONTEXT_BORDER
             tooltip = f"{row.name}: {status}" + (f" ({row.reason})" if row.reason else "")
@@ -103,6 +108,15 @@ class DependencyGraph(graphviz.Digraph):
             for d in deps:
                 graph.edge(d, name)
         return graph
+
+    def pipe(self, format: str | None = None, *args: Any, **kwargs: Any) -> Any:
+        """Graphviz's output; in SVG the dotted borders get :data:`SVG_DOTS` (visible on dark themes)."""
+        out = super().pipe(format, *args, **kwargs)
+        if (format or self.format) == "svg":
+            if isinstance(out, bytes):
+                return out.replace(_GRAPHVIZ_DOTS.encode(), SVG_DOTS.encode())
+            return out.replace(_GRAPHVIZ_DOTS, SVG_DOTS)
+        return out
 
     def as_text(self) -> str:
         """The plan as text: what is shown when Graphviz is not installed."""

@@ -15,10 +15,10 @@ import graphviz
 
 from job_orchestra.drawing import INSTALL_HINT, NO_CONTEXT_BORDER, NODE_STYLES, DependencyGraph
 
-from .theme import TEXT
+from .theme import AVAILABILITY, RUN_STATE, SCHEDULE, TEXT, Badge
 
 #: The legend cell of the dotted [x] border: the [x] badge's colours (a white box glared on dark themes).
-NO_CONTEXT_FILL = "#d7cdea"
+NO_CONTEXT_FILL = AVAILABILITY["[x]"].fill
 
 if TYPE_CHECKING:
     from job_orchestra import ExecutionPlan
@@ -28,17 +28,27 @@ __all__ = ["MAX_NODES", "build_graph", "inline_svg", "legend_label", "render_svg
 #: Larger pipelines are not laid out in displays (``dot`` would take minutes); the plan still shows.
 MAX_NODES = 400
 
+
+def _words(badge: Badge, note: str = "") -> str:
+    return f"{badge.marker} {badge.words}{note}"
+
+
+# The legend uses the HTML plan's words (one vocabulary: "[ ] not computed" in both, "n/a" only in the
+# 1.1 text); the graph writes "running" and "failed" in the node, so its legend does too.
 _LEGEND = (
-    ("head", "(H) head"),
-    ("scheduled", "(>) runs on materialize()"),
-    ("cached", "[*] cached"),
-    ("skipped", "( ) no run needed"),
-    ("running", "running"),
-    ("failed", "failed"),
-    ("no context", "[x] no context (dotted)"),
+    ("head", _words(SCHEDULE["(H)"])),
+    ("scheduled", _words(SCHEDULE["(>)"])),
+    ("cached", _words(AVAILABILITY["[*]"])),
+    ("missing", _words(AVAILABILITY["[ ]"])),
+    ("skipped", _words(SCHEDULE["( )"])),
+    ("running", RUN_STATE["running"].words),
+    ("failed", RUN_STATE["failed"].words),
+    ("no context", _words(AVAILABILITY["[x]"], " (dotted)")),
 )
 # Words for statuses the core may add to NODE_STYLES later (a status without words shows its name).
-_EXTRA_WORDS = {"stale": "[~] stale (dashed)"}
+_EXTRA_WORDS = {"stale": _words(AVAILABILITY["[~]"], " (dashed)")}
+#: Legend cells that explain a marker rather than a node status: the colours of the plan's badge.
+_MARKER_CELLS = {"missing": AVAILABILITY["[ ]"], "no context": AVAILABILITY["[x]"]}
 
 
 def legend_label() -> str:
@@ -46,13 +56,16 @@ def legend_label() -> str:
     cells = []
     known = {status for status, _ in _LEGEND}
     extra = [(status, _EXTRA_WORDS.get(status, status)) for status in NODE_STYLES if status not in known]
-    for status, words in (*_LEGEND[:4], *extra, *_LEGEND[4:]):
-        if status == "no context":
-            fill, border, extra = NO_CONTEXT_FILL, NO_CONTEXT_BORDER, ' STYLE="dotted"'
+    for status, words in (*_LEGEND[:5], *extra, *_LEGEND[5:]):
+        dotted = ""
+        if status in _MARKER_CELLS:
+            fill, border = _MARKER_CELLS[status].fill, _MARKER_CELLS[status].border
+            if status == "no context":
+                border, dotted = NO_CONTEXT_BORDER, ' STYLE="dotted"'
         else:
-            fill, border, extra = NODE_STYLES[status]["fillcolor"], NODE_STYLES[status]["color"], ""
+            fill, border = NODE_STYLES[status]["fillcolor"], NODE_STYLES[status]["color"]
         cells.append(
-            f'<TD BGCOLOR="{fill}" COLOR="{border}"{extra}>'
+            f'<TD BGCOLOR="{fill}" COLOR="{border}"{dotted}>'
             f'<FONT COLOR="{TEXT}" POINT-SIZE="9">{html.escape(words)}</FONT></TD>'
         )
     return (
