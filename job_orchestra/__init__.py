@@ -12,6 +12,8 @@ from .errors import (
     DuplicateStepName,
     HiddenKeyError,
     InvalidStepError,
+    MapKeyError,
+    MapSourceError,
     MissingResultError,
     PipelineError,
     RedefinedStepError,
@@ -22,6 +24,7 @@ from .errors import (
     WorkerDiedError,
 )
 from .events import Callback
+from .mapping import MapGroup
 from .plan import ExecutionPlan, PlanRow
 from .step import Step
 
@@ -37,6 +40,9 @@ __all__ = [
     "ExecutionPlan",
     "HiddenKeyError",
     "InvalidStepError",
+    "MapGroup",
+    "MapKeyError",
+    "MapSourceError",
     "MissingResultError",
     "PipelineError",
     "PlanRow",

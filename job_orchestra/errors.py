@@ -13,6 +13,8 @@ __all__ = [
     "DuplicateStepName",
     "HiddenKeyError",
     "InvalidStepError",
+    "MapKeyError",
+    "MapSourceError",
     "MissingResultError",
     "PipelineError",
     "RedefinedStepError",
@@ -115,3 +117,23 @@ class WorkerDiedError(PipelineError, RuntimeError):
 class AcceptError(PipelineError, ValueError):
     """``Step.accept_code()`` cannot accept: the step has no cached result, or it is stale for more than its
     code (parameters or inputs changed too)."""
+
+
+class MapKeyError(PipelineError, ValueError):
+    """``Step.map`` cannot give every item its own key: duplicate keys, unhashable keys, or grids whose
+    lengths do not fit; ``group`` is the mapped step's name and ``keys`` the keys at fault."""
+
+    def __init__(self, message: str, group: str, keys: list) -> None:
+        super().__init__(message)
+        self.group = group
+        self.keys = keys
+
+
+class MapSourceError(PipelineError, ValueError):
+    """The step a dynamic ``Step.map`` fans out over cannot give the items: it keeps no result in a
+    Context, or its output is not a list, tuple, range or dict; ``group`` and ``source`` name the steps."""
+
+    def __init__(self, message: str, group: str, source: str) -> None:
+        super().__init__(message)
+        self.group = group
+        self.source = source

@@ -9,8 +9,9 @@ from collections.abc import Iterator
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
-from . import rendering
+from . import map_plan, rendering
 from .graph import PipelineGraph, collect, gc_paused
+from .map_plan import GroupSummary
 from .redefined import find_redefined
 from .staleness import Fingerprints as _Fingerprints
 from .staleness import fingerprint_pass
@@ -108,6 +109,8 @@ class PlanRow(NamedTuple):
     reason: str | None = None
     """Why a stale row is stale, precisely: ``code: Train.run``, ``constant CV_SEED``,
     ``parameters: lr 0.1 → 0.2``, ``upstream: Clean``; for a ``[?]`` row what cannot be hashed (else None)."""
+    group: str | None = None
+    """The name of the mapped step (``Step.map``) this row is an item of, else None."""
 
     @property
     def runs(self) -> bool:
@@ -201,10 +204,15 @@ class ExecutionPlan:
         self._fp = fingerprints
         self.redefined: dict[str, str] = {}
         """``{name: reason}``: steps built from a class defined again since (see :mod:`.redefined`)."""
+        self.groups: dict[str, GroupSummary] = {}
+        """``{name: GroupSummary}``: each mapped step (``Step.map``) of the pipeline, in execution order."""
 
     @classmethod
     def of(cls, head: Step, *, stale: StalePolicy | None = None) -> ExecutionPlan:
         """Collect and validate the graph of ``head`` and compute each row."""
+        if map_plan.DYNAMIC:  # a map over a step's output: expanded when that output is cached and fresh
+            with stale_policy(stale):
+                map_plan.refresh(head, cls.of)
         return cls.from_graph(head, collect(head), stale=stale)
 
     @classmethod
@@ -213,7 +221,9 @@ class ExecutionPlan:
         policy = check_stale_policy(stale)
         with gc_paused():  # the fingerprint pass runs no user code but the pickling of odd parameters
             rows, fingerprints = _rows(graph, policy)
+            rows, groups = map_plan.annotate(graph.steps, rows)
             plan = cls(head, graph, rows, fingerprints, policy)
+            plan.groups = groups
         plan.redefined = find_redefined(graph)
         return plan
 

@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from . import inflight
+from . import inflight, map_plan
 from .checks import check_declarations, check_runnable
 from .events import Callback, Dispatcher, gather
 from .graph import collect
@@ -41,6 +41,8 @@ def materialize(
 ) -> Any:
     """Run what ``head`` needs and return its output (see :meth:`Step.materialize`)."""
     __tracebackhide__ = True  # user-facing tracebacks start at the step's own code (IPython, the CLI)
+    if map_plan.DYNAMIC:
+        _run_map_sources(head, executor, max_workers, callbacks)
     graph = collect(head)
     check_declarations(graph)
     ticket = inflight.enter(graph)  # before planning: a step another run finishes meanwhile is not lost
@@ -61,6 +63,26 @@ def materialize(
             return _reporting(plan, events, ParallelRun(plan, to_run, events, backend, ticket).run)
     finally:
         ticket.leave()
+
+
+def _run_map_sources(head: Step, executor: Any, max_workers: int | None, callbacks: Any) -> None:
+    """Dynamic fan-out: run (or find cached) the steps whose output gives a map's items, then expand them.
+
+    Each source runs in a pass of its own and writes its result to its Context, so the pass that follows
+    plans the items with the source cached: nothing runs twice, and a failed item leaves the source kept.
+    """
+    __tracebackhide__ = True
+    map_plan.refresh(head, ExecutionPlan.of)
+    for _ in range(len(map_plan.DYNAMIC) + 1):
+        pending = map_plan.pending_groups(head)
+        if not pending:
+            return
+        for group in pending:
+            map_plan.refuse_without_context(group)
+            materialize(group.source, executor=executor, max_workers=max_workers, callbacks=callbacks)
+        map_plan.refresh(head, ExecutionPlan.of)
+    for group in map_plan.pending_groups(head):  # a source that ran but whose result is not fresh in its Context
+        raise map_plan.stuck(group)
 
 
 def _reporting(plan: ExecutionPlan, events: Dispatcher, run: Any) -> Any:

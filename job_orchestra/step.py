@@ -27,6 +27,10 @@ if TYPE_CHECKING:
 
 __all__ = ["Step"]
 
+_mapper: list[Any] = [None]
+"""``Step.map``'s implementation, set by :mod:`job_orchestra.mapping` (which subclasses Step, so step.py
+cannot import it)."""
+
 
 class Step(Node):
     """A unit of work in a pipeline.
@@ -191,6 +195,27 @@ class Step(Node):
         """Names of every step this one depends on, directly or not, in depth-first post-order."""
         graph = collect(self)
         return legacy_depth_first(graph.head, graph.deps)
+
+    # -- fan-out ------------------------------------------------------------------------------------
+    @classmethod
+    def map(
+        cls,
+        *args: Any,
+        how: str | None = None,
+        keys: Sequence[object] | Any = None,
+        name_alias: str | None = None,
+        fixed: dict[str, Any] | None = None,
+        **over: Any,
+    ) -> Step:
+        """One step of this class per item, collected by a :class:`~job_orchestra.mapping.MapGroup` step.
+
+        Each keyword is a mapped parameter: a list/tuple/range (items in order), a dict (key -> value) or a
+        step whose output is one (its items are known after it runs). Two or more need ``how="product"``
+        (a grid) or ``how="zip"``. ``*args``, ``depends_on=``, ``ctx=`` and ``fixed={...}`` go to every
+        item unchanged; item ``key`` is named ``f"{name_alias or class name}[{key}]"``.
+        See docs/concepts/map.md.
+        """
+        return _mapper[0](cls, *args, how=how, keys=keys, name_alias=name_alias, fixed=fixed, **over)
 
     # -- the 1.1 helpers ----------------------------------------------------------------------------
     @staticmethod

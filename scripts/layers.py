@@ -37,15 +37,16 @@ LAYERS: list[tuple[str, list[str]]] = [
             "stale_reasons",
             "fingerprint",
             "cell_sources",
+            "map_keys",
         ],
     ),
     ("storage", ["manifest", "snapshot_files", "snapshot_pickle", "legacy", "snapshot_load", "snapshot", "context"]),
-    ("plan", ["redefined", "staleness", "plan", "accept"]),
+    ("plan", ["redefined", "staleness", "map_plan", "plan", "accept"]),
     (
         "execution",
         ["inflight", "checks", "runstate", "shipping", "workers", "executors", "parallel", "scheduler", "progress"],
     ),
-    ("facade", ["drawing", "step", "__init__", "cli", "__main__"]),
+    ("facade", ["drawing", "step", "mapping", "__init__", "cli", "__main__"]),
 ]
 PACKAGES = ["job_orchestra", "jupyter_ext"]  # the second is built on the first, never the reverse
 
