@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import graphviz
 
 from job_orchestra.drawing import INSTALL_HINT, NO_CONTEXT_BORDER, NODE_STYLES, DependencyGraph
+from job_orchestra.group_view import Expand
 
 from .theme import AVAILABILITY, RUN_STATE, SCHEDULE, TEXT, Badge
 
@@ -75,26 +76,42 @@ def legend_label() -> str:
     )
 
 
-def build_graph(plan: ExecutionPlan, statuses: dict[str, str] | None = None) -> DependencyGraph:
-    """The core drawing of ``plan`` with run statuses and the legend under it."""
-    graph = DependencyGraph.of(plan.head, plan=plan, statuses=statuses)
+def build_graph(
+    plan: ExecutionPlan, statuses: dict[str, str] | None = None, *, expand: Expand = None
+) -> DependencyGraph:
+    """The core drawing of ``plan`` with run statuses and the legend under it (groups as in ``expand``)."""
+    graph = DependencyGraph.of(plan.head, plan=plan, statuses=statuses, expand=expand)
     graph.attr(label=legend_label(), labelloc="b", labeljust="l")
     return graph
 
 
-def render_svg(plan: ExecutionPlan, statuses: dict[str, str] | None = None) -> str | None:
-    """The SVG text of the graph, or None when Graphviz's ``dot`` is missing or the graph is too large."""
-    if len(plan) > MAX_NODES:
+def _too_large(plan: ExecutionPlan) -> bool:
+    """True when even with every group collapsed the drawing would have more than MAX_NODES nodes."""
+    if len(plan) <= MAX_NODES:
+        return False
+    groups = getattr(plan, "groups", None) or {}
+    return len(plan) - sum(len(g.items) for g in groups.values()) > MAX_NODES
+
+
+def render_svg(plan: ExecutionPlan, statuses: dict[str, str] | None = None, *, expand: Expand = None) -> str | None:
+    """The SVG text of the graph, or None when Graphviz's ``dot`` is missing or the graph is too large.
+
+    A mapped step is one stacked node unless ``expand`` (see :func:`job_orchestra.group_view.expanded_groups`)
+    opens it; a drawing that would pass :data:`MAX_NODES` nodes collapses every group, or is not drawn."""
+    if _too_large(plan):
         return None
+    graph = build_graph(plan, statuses, expand=expand)
+    if graph.node_count > MAX_NODES:
+        graph = build_graph(plan, statuses, expand=False)
     try:
-        return build_graph(plan, statuses).pipe(format="svg", encoding="utf-8")
+        return graph.pipe(format="svg", encoding="utf-8")
     except graphviz.ExecutableNotFound:
         return None
 
 
 def why_no_svg(plan: ExecutionPlan) -> str:
     """The line shown instead of a drawing."""
-    if len(plan) > MAX_NODES:
+    if _too_large(plan):
         return f"The graph of {plan.graph.head} has {len(plan):,} steps; drawings stop at {MAX_NODES}."
     return INSTALL_HINT
 

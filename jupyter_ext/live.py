@@ -86,12 +86,19 @@ def state_key(kind: str, plan: ExecutionPlan, statuses: dict[str, str]) -> tuple
 class LiveView:
     """One displayed plan, graph or step, redrawn through its display handle."""
 
-    __slots__ = ("handle", "head", "key", "kind", "last", "names", "step_name")
+    __slots__ = ("expand", "handle", "head", "key", "kind", "last", "names", "step_name")
 
     def __init__(
-        self, kind: Kind, plan: ExecutionPlan, handle: Any, statuses: dict[str, str], bundle: dict | None = None
+        self,
+        kind: Kind,
+        plan: ExecutionPlan,
+        handle: Any,
+        statuses: dict[str, str],
+        bundle: dict | None = None,
+        expand: Any = None,
     ) -> None:
         self.kind = kind
+        self.expand = expand
         self.head = weakref.ref(plan.head)
         self.handle = handle
         self.key = state_key(kind, plan, statuses)
@@ -129,7 +136,7 @@ class LiveView:
         if key == self.key:
             return
         self.key = key
-        self.last = render(self.kind, plan, statuses)
+        self.last = render(self.kind, plan, statuses, expand=self.expand)
         self.handle.update(self.last, raw=True)
 
 
@@ -143,10 +150,15 @@ _state: dict[str, Any] = {"shell": None}
 
 
 def register_view(
-    kind: Kind, plan: ExecutionPlan, handle: Any, statuses: dict[str, str], bundle: dict | None = None
+    kind: Kind,
+    plan: ExecutionPlan,
+    handle: Any,
+    statuses: dict[str, str],
+    bundle: dict | None = None,
+    expand: Any = None,
 ) -> LiveView:
     """Keep ``handle`` (from ``display(..., display_id=True)``) up to date with ``plan.head``."""
-    view = LiveView(kind, plan, handle, statuses, bundle)
+    view = LiveView(kind, plan, handle, statuses, bundle, expand)
     _views.append(view)
     return view
 
