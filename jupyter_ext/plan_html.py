@@ -199,9 +199,9 @@ def _group_html(
 
 def _top_rows(plan: ExecutionPlan, rows: list[PlanRow]) -> tuple[list, dict[str, list[tuple[int, PlanRow]]]]:
     """The numbered rows shown at the top level (item rows folded into their group), and each group's items."""
-    member = item_groups(plan)
-    if not member:
+    if not getattr(plan, "groups", None):
         return list(enumerate(rows, 1)), {}
+    member = item_groups(plan)
     items: dict[str, list[tuple[int, PlanRow]]] = {name: [] for name in plan.groups}
     top = []
     for i, row in enumerate(rows, 1):
