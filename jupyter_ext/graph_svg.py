@@ -52,11 +52,28 @@ _EXTRA_WORDS = {"stale": _words(AVAILABILITY["[~]"], " (dashed)")}
 _MARKER_CELLS = {"missing": AVAILABILITY["[ ]"], "no context": AVAILABILITY["[x]"]}
 
 
-def legend_label() -> str:
-    """A Graphviz HTML-like label: one filled cell per node status, with its marker."""
-    cells = []
+#: The legend cell of a mapped step (``Step.map``), shown when the drawing has one.
+GROUP_WORDS = "mapped step (stacked box): \u00d7 items and their counts"
+
+
+def _cell(fill: str, border: str, words: str, extra: str = "") -> str:
+    return (
+        f'<TD BGCOLOR="{fill}" COLOR="{border}"{extra}>'
+        f'<FONT COLOR="{TEXT}" POINT-SIZE="9">{html.escape(words)}</FONT></TD>'
+    )
+
+
+def _row(cells: list[str]) -> str:
+    inner = '<TABLE BORDER="0" CELLBORDER="1" CELLSPACING="4" CELLPADDING="3"><TR>' + "".join(cells)
+    return f'<TR><TD ALIGN="LEFT" BALIGN="LEFT">{inner}</TR></TABLE></TD></TR>'
+
+
+def legend_label(groups: bool = False) -> str:
+    """A Graphviz HTML-like label: one filled cell per node status, with its marker, in two short rows (a
+    single row was wider than most graphs and ran to the output's edge); ``groups`` adds the mapped step."""
     known = {status for status, _ in _LEGEND}
     extra = [(status, _EXTRA_WORDS.get(status, status)) for status in NODE_STYLES if status not in known]
+    rows: list[list[str]] = [[], []]
     for status, words in (*_LEGEND[:5], *extra, *_LEGEND[5:]):
         dotted = ""
         if status in _MARKER_CELLS:
@@ -65,15 +82,10 @@ def legend_label() -> str:
                 border, dotted = NO_CONTEXT_BORDER, ' STYLE="dotted"'
         else:
             fill, border = NODE_STYLES[status]["fillcolor"], NODE_STYLES[status]["color"]
-        cells.append(
-            f'<TD BGCOLOR="{fill}" COLOR="{border}"{dotted}>'
-            f'<FONT COLOR="{TEXT}" POINT-SIZE="9">{html.escape(words)}</FONT></TD>'
-        )
-    return (
-        '<<TABLE BORDER="0" CELLBORDER="1" CELLSPACING="4" CELLPADDING="3" STYLE="ROUNDED"><TR>'
-        + "".join(cells)
-        + "</TR></TABLE>>"
-    )
+        rows[status in ("running", "failed", "no context")].append(_cell(fill, border, words, dotted))
+    if groups:
+        rows[1].append(_cell(SCHEDULE["( )"].fill, SCHEDULE["( )"].border, GROUP_WORDS))
+    return '<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="0">' + "".join(map(_row, rows)) + "</TABLE>>"
 
 
 def build_graph(
@@ -81,7 +93,7 @@ def build_graph(
 ) -> DependencyGraph:
     """The core drawing of ``plan`` with run statuses and the legend under it (groups as in ``expand``)."""
     graph = DependencyGraph.of(plan.head, plan=plan, statuses=statuses, expand=expand)
-    graph.attr(label=legend_label(), labelloc="b", labeljust="l")
+    graph.attr(label=legend_label(groups=bool(getattr(plan, "groups", None))), labelloc="b", labeljust="l")
     return graph
 
 

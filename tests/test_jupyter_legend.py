@@ -28,6 +28,10 @@ class Load(Step):
 
 
 class Use(Step):
+    def __init__(self, x: int = 0, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.x = x
+
     def run(self, *xs):
         return xs
 
@@ -71,3 +75,15 @@ def test_dotted_borders_use_visible_dots_and_the_legend_has_a_margin(layout):
     shift = float(re.search(r"translate\(([\d.]+) ", svg)[1])
     xs = [float(x) for points in re.findall(r'points="([^"]+)"', svg) for x in re.findall(r"(-?[\d.]+),", points)]
     assert max(xs) + shift <= width - 12  # nothing, the legend included, touches the right edge
+
+
+@pytest.mark.parametrize("groups", [False, True])
+def test_a_small_graph_with_its_legend_fits_a_notebook_output(groups):
+    """The legend is drawn in two rows: in one it was 760pt wide and ran past JupyterLab's output area."""
+    head = pipeline([True, True])
+    if groups:
+        head = Use(depends_on=[head, Use.map(x=range(2), name_alias="pair")], name_alias="both")
+    svg = render_svg(head.execution_plan(show=False))
+    width = float(re.search(r'viewBox="[\d.]+ [\d.]+ ([\d.]+) ', svg)[1])
+    assert width <= 600
+    assert ("mapped step (stacked box)" in svg) is groups
