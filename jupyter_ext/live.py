@@ -26,6 +26,7 @@ from job_orchestra import ExecutionPlan, PipelineError
 from . import follow, runs
 from .bundles import render
 from .progress import RunProgress
+from .storage_view import storage_key
 
 if TYPE_CHECKING:
     from .bundles import Kind
@@ -80,7 +81,9 @@ def state_key(kind: str, plan: ExecutionPlan, statuses: dict[str, str]) -> tuple
                 id(raw) if kind != "graph" else None,
             )
         )
-    return (kind, tuple(plan.graph.deps.items()), tuple(rows), tuple(getattr(plan, "redefined", {}).items()))
+    storage = storage_key(plan) if kind != "graph" else ()
+    redefined = tuple(getattr(plan, "redefined", {}).items())
+    return (kind, tuple(plan.graph.deps.items()), tuple(rows), redefined, storage)
 
 
 class LiveView:

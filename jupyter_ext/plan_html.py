@@ -13,6 +13,7 @@ from job_orchestra.group_view import Expand, counts_text, expanded_groups, group
 from job_orchestra.plan import Availability
 
 from .runs import Run, last_duration, last_failure
+from .storage_view import persisted_contexts, usage_html, where
 from .summary import describe_entry, format_seconds
 from .theme import FONT, REDEFINED, RUN_STATE, SCHEDULE, Badge, availability_badge, badge_html, legend_html
 
@@ -33,7 +34,9 @@ def _schedule_badge(row: PlanRow) -> Badge:
     return SCHEDULE.get(marker) or Badge(marker, marker, "#e4e4e4", "#7a7a7a")
 
 
-def _row_html(plan: ExecutionPlan, index: int, row: PlanRow, status: str | None, show_class: bool) -> str:
+def _row_html(
+    plan: ExecutionPlan, index: int, row: PlanRow, status: str | None, show_class: bool, stored: bool = False
+) -> str:
     step = plan.graph.steps[row.name]
     avail = availability_badge(row.availability)
     sched = _schedule_badge(row)
@@ -71,6 +74,10 @@ def _row_html(plan: ExecutionPlan, index: int, row: PlanRow, status: str | None,
         cls = html.escape(row.step_class) if row.step_class != row.name else ""
         cells.append(f'<td style="{_CELL};font-family:var(--jp-code-font-family,monospace)">{cls}</td>')
     cells += [f'<td style="{_CELL}">{duration}</td>', f'<td style="{_CELL}">{value}</td>']
+    if stored:  # where the result lives: in memory, on disk, in s3://...
+        place = where(ctx, row.name) or ""
+        url = html.escape(str(getattr(ctx, "store_url", "") or ""), quote=True)
+        cells.append(f'<td style="{_CELL}"><span class="jo-where" title="{url}">{html.escape(place)}</span></td>')
     return f'<tr data-step="{html.escape(row.name, quote=True)}">' + "".join(cells) + "</tr>"
 
 
@@ -159,6 +166,7 @@ def _group_html(
     show_class: bool,
     opened: bool,
     max_rows: int,
+    stored: bool = False,
 ) -> str:
     """A mapped step: one row with its counts; its item rows inside a ``<details>`` (no script needed)."""
     summary = plan.groups[row.name]
@@ -170,7 +178,7 @@ def _group_html(
         run_cell += " " + badge_html(RUN_STATE[status], words=True)
     counts = f'<span class="jo-counts">{html.escape(counts_text(summary, statuses))}</span>'
     head = f"<b>{html.escape(row.name)}</b> {counts}"
-    width = 4 + show_class
+    width = 4 + show_class + stored
     if not items:
         body = f'<div class="jo-group-head">{head}</div>'
     else:
@@ -178,10 +186,10 @@ def _group_html(
             half = max_rows // 2
             hidden = len(items) - 2 * half
             more = f'<tr><td colspan="{width + 3}" style="{_CELL};{_DIM}">\u2026 {hidden:,} more items</td></tr>'
-            inner = [*(_row_html(plan, i, r, statuses.get(r.name), show_class) for i, r in items[:half]), more]
-            inner += [_row_html(plan, i, r, statuses.get(r.name), show_class) for i, r in items[-half:]]
+            inner = [*(_row_html(plan, i, r, statuses.get(r.name), show_class, stored) for i, r in items[:half]), more]
+            inner += [_row_html(plan, i, r, statuses.get(r.name), show_class, stored) for i, r in items[-half:]]
         else:
-            inner = [_row_html(plan, i, r, statuses.get(r.name), show_class) for i, r in items]
+            inner = [_row_html(plan, i, r, statuses.get(r.name), show_class, stored) for i, r in items]
         body = (
             f'<details class="jo-group"{" open" if opened else ""}>'
             f'<summary class="jo-group-head" style="cursor:pointer">{head}</summary>'
@@ -223,7 +231,9 @@ def render_plan(
     statuses = statuses or {}
     rows = list(plan.rows)
     show_class = any(r.step_class != r.name for r in rows)
+    stores = persisted_contexts(plan)
     heads = ["#", "Result", "Schedule", "Step"] + (["Class"] if show_class else []) + ["Last run", "Cached value"]
+    heads += ["Stored"] if stores else []
     header = "".join(f'<th style="{_CELL};font-weight:600">{h}</th>' for h in heads)
     top, items = _top_rows(plan, rows)
     opened = expanded_groups(plan, expand) if items else set()
@@ -241,10 +251,12 @@ def render_plan(
         index, row = item
         if row.name in items:
             body.append(
-                _group_html(plan, index, row, items[row.name], statuses, show_class, row.name in opened, max_rows)
+                _group_html(
+                    plan, index, row, items[row.name], statuses, show_class, row.name in opened, max_rows, bool(stores)
+                )
             )
         else:
-            body.append(_row_html(plan, index, row, statuses.get(row.name), show_class))
+            body.append(_row_html(plan, index, row, statuses.get(row.name), show_class, bool(stores)))
     n_run = len(plan.to_run)
     n_cached = sum(1 for r in rows if getattr(r.availability, "value", None) == "[*]")
     head = html.escape(plan.graph.head)
@@ -269,5 +281,6 @@ def render_plan(
         + '<table class="jo-plan-table" style="border-collapse:collapse;margin:0">'
         + f"<thead><tr>{header}</tr></thead><tbody>{''.join(body)}</tbody></table>"
         + legend_html(tuple(r.availability for r in rows))
+        + usage_html(stores)
         + "</div>"
     )

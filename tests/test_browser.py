@@ -417,6 +417,7 @@ def test_a_mapped_step_is_one_group_in_the_plan_and_the_graph(lab, page, theme, 
         assert heights[1] > 3 * heights[0] > 0  # the items stack up when drawn
         images.nth(0).scroll_into_view_if_needed()
         page.screenshot(path=str(tmp_path / "graph-collapsed.png"))
-        images.nth(1).screenshot(path=str(tmp_path / "graph-expanded.png"))
+        images.nth(1).scroll_into_view_if_needed()
+        page.screenshot(path=str(tmp_path / "graph-expanded.png"))
     finally:
         lab.set_theme("JupyterLab Light")
