@@ -13,7 +13,7 @@ from job_orchestra.group_view import Expand, counts_text, expanded_groups, group
 from job_orchestra.plan import Availability
 
 from .runs import Run, last_duration, last_failure
-from .storage_view import persisted_contexts, usage_html, where
+from .storage_view import persisted_contexts, store_url, usage_html, where
 from .summary import describe_entry, format_seconds
 from .theme import FONT, REDEFINED, RUN_STATE, SCHEDULE, Badge, availability_badge, badge_html, legend_html
 
@@ -76,7 +76,7 @@ def _row_html(
     cells += [f'<td style="{_CELL}">{duration}</td>', f'<td style="{_CELL}">{value}</td>']
     if stored:  # where the result lives: in memory, on disk, in s3://...
         place = where(ctx, row.name) or ""
-        url = html.escape(str(getattr(ctx, "store_url", "") or ""), quote=True)
+        url = html.escape(store_url(ctx) or "", quote=True)
         cells.append(f'<td style="{_CELL}"><span class="jo-where" title="{url}">{html.escape(place)}</span></td>')
     return f'<tr data-step="{html.escape(row.name, quote=True)}">' + "".join(cells) + "</tr>"
 

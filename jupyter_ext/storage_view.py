@@ -16,25 +16,38 @@ from .summary import format_bytes
 if TYPE_CHECKING:
     from job_orchestra import ExecutionPlan
 
-__all__ = ["persisted_contexts", "storage_key", "usage_html", "where"]
+__all__ = ["persisted_contexts", "storage_key", "store_url", "usage_html", "where"]
 
 _DIM = "opacity:0.75"
 
 
+def _attr(ctx: Any, name: str) -> Any:
+    """``ctx.name`` when the Context's class or instance defines it, else None. Never through a Context's
+    attribute-style key lookup (``ctx.some_key``), which would read a result named like this, and costs a
+    scan of its keys."""
+    if hasattr(type(ctx), name):
+        return getattr(ctx, name)
+    own = getattr(ctx, "__dict__", None)
+    return own.get(name) if isinstance(own, dict) else None
+
+
 def store_url(ctx: Any) -> str | None:
     """The url or path a Context writes its results to, or None for an in-memory one."""
-    url = getattr(ctx, "store_url", None)
+    url = _attr(ctx, "store_url")
     return url if isinstance(url, str) and url else None
 
 
 def persisted_contexts(plan: ExecutionPlan) -> list[Any]:
     """The distinct Contexts of ``plan``'s steps that are bound to a place (in the order first used)."""
-    found: dict[int, Any] = {}
+    seen: set[int] = set()
+    found = []
     for step in plan.graph.steps.values():
         ctx = step.ctx
-        if ctx is not None and id(ctx) not in found and store_url(ctx) is not None:
-            found[id(ctx)] = ctx
-    return list(found.values())
+        if ctx is not None and id(ctx) not in seen:
+            seen.add(id(ctx))
+            if store_url(ctx) is not None:
+                found.append(ctx)
+    return found
 
 
 def _short_url(url: str, limit: int = 40) -> str:
@@ -50,7 +63,7 @@ def where(ctx: Any, key: str) -> str | None:
     """ "in memory", "on disk" or "in s3://bucket/…" for ``key``'s result; None when there is none."""
     if ctx is None:
         return None
-    locate = getattr(ctx, "location", None)
+    locate = _attr(ctx, "location")
     if not callable(locate):
         return "in memory" if key in ctx else None
     place = locate(key)
@@ -69,7 +82,7 @@ def usage_html(contexts: list[Any]) -> str:
     lines = []
     for ctx in contexts:
         url = html.escape(store_url(ctx) or "")
-        usage = getattr(ctx, "disk_usage", None)
+        usage = _attr(ctx, "disk_usage")
         try:
             report = usage() if callable(usage) else None
         except OSError as exc:  # an unreachable store must not break the plan: say so

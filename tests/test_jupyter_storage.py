@@ -150,3 +150,14 @@ def test_prune_without_a_persisted_context_says_so():
     panel = PipelineWidget(pipeline(Context()))
     assert panel.prune(keep=1) == []
     assert "no Context of this pipeline is stored on disk" in panel.status.value
+
+
+def test_a_result_named_like_the_location_api_is_not_taken_for_it():
+    """Contexts read keys as attributes (``ctx.Load``): a step named store_url or location must not make
+    an in-memory Context look persisted (and the lookup must not scan every key for every step)."""
+    ctx = Context()
+    ctx["store_url"] = "s3://not/a/store"
+    ctx["location"] = "disk"
+    plan = pipeline(ctx).execution_plan(show=False)
+    assert "Stored" not in render_plan(plan)
+    assert where(ctx, "store_url") == "in memory" and where(ctx, "Load") is None
