@@ -24,7 +24,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent), str(HERE)]  # this checkout's job_orchestra, and the benchmark modules
 
-GROUPS = ("dask", "pools", "snapshots", "planning", "startup")
+GROUPS = ("dask", "pools", "snapshots", "planning", "startup", "cache")
 
 
 def _measure(group: str, quick: bool) -> list[dict]:
@@ -46,6 +46,10 @@ def _measure(group: str, quick: bool) -> list[dict]:
         import goals_startup
 
         return goals_startup.rows(quick)
+    if group == "cache":
+        import goals_cache
+
+        return goals_cache.rows(quick)
     raise ValueError(group)
 
 

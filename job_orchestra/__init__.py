@@ -7,6 +7,7 @@ in a :class:`Context` so work is not repeated and can be snapshotted to disk.
 from .attrdict import AttrDict
 from .context import Context
 from .errors import (
+    CacheError,
     ConcurrentStepError,
     CycleError,
     DuplicateStepName,
@@ -21,6 +22,7 @@ from .errors import (
     SnapshotExistsError,
     SnapshotWriteError,
     UnserializableValueError,
+    UntrustedCacheError,
     WorkerDiedError,
 )
 from .events import Callback
@@ -32,6 +34,7 @@ __version__ = "2.0.0"
 
 __all__ = [
     "AttrDict",
+    "CacheError",
     "Callback",
     "ConcurrentStepError",
     "Context",
@@ -52,6 +55,7 @@ __all__ = [
     "SnapshotWriteError",
     "Step",
     "UnserializableValueError",
+    "UntrustedCacheError",
     "WorkerDiedError",
     "__version__",
 ]

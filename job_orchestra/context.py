@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import functools
+import os
 import platform
 import threading
 from collections.abc import Iterator
@@ -54,7 +55,7 @@ class Context(CleverDictCompat, AttrDict):
     (values are read lazily, on first access).
     """
 
-    __slots__ = ("_durations", "_fingerprints", "_given", "_lock", "_pipeline")
+    __slots__ = ("_cache", "_durations", "_fingerprints", "_given", "_lock", "_pipeline")
     _internal = frozenset(__slots__)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -63,6 +64,7 @@ class Context(CleverDictCompat, AttrDict):
         object.__setattr__(self, "_durations", {})  # key -> (fingerprint, seconds) of the run that made it
         object.__setattr__(self, "_given", {})  # key -> content hash of a value put in by hand
         object.__setattr__(self, "_pipeline", None)
+        object.__setattr__(self, "_cache", None)  # the CacheBinding of a Context.open()ed Context
         dict.__setitem__(self, "context_meta", _context_meta())  # first, as in 1.1; data may replace it
         dict.update(self, *args, **kwargs)
 
@@ -114,6 +116,8 @@ class Context(CleverDictCompat, AttrDict):
                 return default[0]
             value = self[key]
             dict.pop(self, key)
+            if self._cache is not None:
+                self._cache.forget(key)
             return value
 
     def popitem(self) -> tuple[Any, Any]:
@@ -167,9 +171,20 @@ class Context(CleverDictCompat, AttrDict):
             self._fingerprints.pop(key, None)
             self._given.pop(key, None)
             dict.__delitem__(self, key)
+            if self._cache is not None:
+                self._cache.forget(key)
+
+    def _forget_in_memory(self, key: Any) -> None:
+        with self._lock:
+            self._fingerprints.pop(key, None)
+            self._given.pop(key, None)
+            dict.pop(self, key, None)
 
     def clear(self) -> None:
         with self._lock:
+            if self._cache is not None:
+                for key in list(dict.keys(self)):
+                    self._cache.forget(key)
             self._fingerprints.clear()
             self._given.clear()
             dict.clear(self)
@@ -187,6 +202,8 @@ class Context(CleverDictCompat, AttrDict):
                 self._durations[key] = (fingerprint, seconds)
             else:
                 self._durations.pop(key, None)
+        if self._cache is not None:  # write-through, outside the lock: other threads keep reading
+            self._cache.put(key, value, fingerprint, seconds)
 
     def last_duration(self, key: Any) -> float | None:
         """Seconds the run that computed ``key``'s result took (None for a value put in by hand or replaced)."""
@@ -268,6 +285,47 @@ class Context(CleverDictCompat, AttrDict):
 
         store(self, _snapshot_path(path, dir_path, "store"), pipeline=pipeline, key=key)
 
+    # -- persistent caches (see job_orchestra.cache) ----------------------------------------------------
+    @classmethod
+    def open(cls, path_or_url: str | PathLike[str], *, key: bytes | str | None = None, trust: bool = False) -> Context:
+        """A Context bound to a cache directory (or URL): every step result is written there as its step
+        finishes, every version is kept by fingerprint, values load on first use. ``key=`` signs (and
+        checks) its records; a cache owned by another user is refused unless ``trust=True`` or signed."""
+        from .cache import open_cache  # imports dill (about 20 ms): paid by the first open(), not at import
+
+        return open_cache(cls, path_or_url, key=key, trust=trust)
+
+    @property
+    def store_url(self) -> str | None:
+        """The URL of the cache this Context writes through to (None for an in-memory Context)."""
+        return None if self._cache is None else self._cache.store.url
+
+    def location(self, key: Any) -> str | None:
+        """Where ``key``'s result lives: the cache's URL, ``"memory"`` (not on disk), or None (no result)."""
+        if key not in self:
+            return None
+        cache = self._cache
+        return cache.store.url if cache is not None and key in cache.current else "memory"
+
+    def version_for(self, key: Any, fingerprint: str) -> bool:
+        """Whether the cache holds a result of ``key`` with this fingerprint (any version, any process)."""
+        return self._cache is not None and self._cache.find(key, fingerprint.partition(":")[0]) is not None
+
+    def disk_usage(self) -> Any:
+        """``DiskUsage(total_bytes, entries, per_step)`` of the cache (zeros for an in-memory Context)."""
+        if self._cache is not None:
+            return self._cache.disk_usage()
+        from .cache import DiskUsage  # imports dill: only when asked
+
+        return DiskUsage(0, 0, {})
+
+    def prune(self, *, older_than: Any = None, keep: int | None = None, max_bytes: int | None = None) -> list[Any]:
+        """Remove cached versions older than ``older_than`` (seconds or timedelta), beyond the ``keep`` newest
+        per step, and the oldest until at most ``max_bytes`` remain; returns what it removed (``CachedVersion``)."""
+        if self._cache is None:
+            return []
+        return self._cache.prune(older_than, keep, max_bytes)
+
     @classmethod
     def load(
         cls,
@@ -280,9 +338,14 @@ class Context(CleverDictCompat, AttrDict):
 
         Loading runs code from the snapshot, like any pickle: only load snapshots you trust.
         """
+        chosen = _snapshot_path(path, dir_path, "load")
+        if isinstance(chosen, (str, PathLike)) and os.path.lexists(os.path.join(os.fspath(chosen), "cache.json")):
+            from .cache import load_cache  # a cache directory: its newest versions (imports dill, as below)
+
+            return load_cache(cls, chosen, key=key)
         from .snapshot_load import load  # imports dill (about 20 ms): paid by the first load(), not at import
 
-        return load(cls, _snapshot_path(path, dir_path, "load"), key=key)
+        return load(cls, chosen, key=key)
 
 
 def _snapshot_path(path: object, dir_path: object, verb: str) -> object:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 __all__ = [
     "AcceptError",
+    "CacheError",
+    "CacheWriteWarning",
     "ConcurrentStepError",
     "CycleError",
     "DuplicateStepName",
@@ -21,7 +23,9 @@ __all__ = [
     "SnapshotError",
     "SnapshotExistsError",
     "SnapshotWriteError",
+    "StorePathError",
     "UnserializableValueError",
+    "UntrustedCacheError",
     "WorkerDiedError",
 ]
 
@@ -81,6 +85,32 @@ class SnapshotExistsError(SnapshotError, FileExistsError):
 class SnapshotWriteError(SnapshotError, OSError):
     """Writing a snapshot failed in the operating system (a full disk, a read-only file system, permissions):
     ``errno`` is the system's, the message names the entry being written; nothing was left behind."""
+
+
+class CacheError(SnapshotError):
+    """A persistent cache (``Context.open``) cannot be opened, read or written."""
+
+
+class CacheWriteWarning(UserWarning):
+    """A step's result could not be written to its cache (it cannot be pickled, or the disk refused it):
+    it stays in memory only, and runs again in a new process."""
+
+
+class StorePathError(CacheError, ValueError):
+    """A path inside a cache store could escape it (``..``, absolute) or is not a regular file."""
+
+    def __init__(self, message: str, path: str) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class UntrustedCacheError(CacheError, PermissionError):
+    """A cache written by another user: its pickles could run that user's code, so it is not read unless
+    the user opts in (``trust=True``) or it is signed with the ``key=`` it is opened with."""
+
+    def __init__(self, message: str, url: str) -> None:
+        super().__init__(message)
+        self.url = url
 
 
 class UnserializableValueError(SnapshotError, TypeError):

@@ -156,6 +156,7 @@ def _rows(graph: PipelineGraph, policy: str) -> tuple[list[PlanRow], _Fingerprin
             avail[name] = Availability.UNSURE
         reasons.update(stale)
         reasons.update(unsure)
+        reasons.update(fingerprints.reused)
     # (>) : not available (missing, stale or no context), and reached from the head through such steps.
     usable = (available, Availability.UNSURE)
     needed = {graph.head}

@@ -27,6 +27,7 @@ from .step_parameters import KNOWN, combine_params
 
 __all__ = ["Fingerprints", "fingerprint_pass", "register_reason"]
 
+REUSED = "cached from an earlier version"
 _EXTRA_REASONS: list[Callable[[str, Any, str | None], str | None]] = []
 
 
@@ -42,7 +43,7 @@ class Fingerprints:
     digests of steps with parameters (to tell, after a run, which ones ``run()`` changed), and the record
     lines that explain each fingerprint."""
 
-    __slots__ = ("changed", "effective", "heads", "params", "pass_")
+    __slots__ = ("changed", "effective", "heads", "params", "pass_", "reused")
 
     def __init__(self, heads: dict[str, str], effective: dict[str, str], fp_pass: FingerprintPass) -> None:
         self.heads = heads
@@ -50,6 +51,7 @@ class Fingerprints:
         self.params = fp_pass.params
         self.pass_ = fp_pass
         self.changed: set[str] = set()
+        self.reused: dict[str, str] = {}  # name -> REUSED: taken from a persistent cache's earlier versions
 
     def fast(self, name: str, step: Any, deps: tuple[str, ...]) -> str | None:
         """The fingerprint of ``name`` right after it ran, when nothing moved since the plan (else None)."""
@@ -113,6 +115,7 @@ def fingerprint_pass(
     effective: dict[str, str] = {}  # name -> total of the value its dependents receive
     stale: dict[str, str] = {}
     unsure: dict[str, str] = {}
+    reused: dict[str, str] = {}  # results a persistent cache held under the fingerprint now wanted
     doubts = fp_pass.doubts
     rerun = policy == "rerun"
     codes: dict[type, str] = {}
@@ -157,6 +160,12 @@ def fingerprint_pass(
             elif not rerun or not defines_run(step):  # a bare Step(name_alias=...) cannot recompute: use it
                 effective[name] = total_of(recorded)
                 continue
+            elif getattr(ctx, "_cache", None) is not None and ctx._cache.reuse(
+                name, total
+            ):  # an earlier version, kept on disk
+                effective[name] = total
+                reused[name] = REUSED
+                continue
             else:
                 inputs = [effective[d] for d in step_deps]
                 fingerprint = make_fingerprint(*head.split(":")[1:], inputs)[1] + fp_pass.record(name, step)
@@ -165,8 +174,13 @@ def fingerprint_pass(
                     stale[name] = words or kind
                 else:
                     stale[name] = _upstream_reason(name, index, deps, avail, available, stale)
+        elif rerun and getattr(step.ctx, "_cache", None) is not None and step.ctx._cache.reuse(name, total):
+            avail[name] = available  # not in memory, but on disk (written by an earlier or another run)
+            reused[name] = REUSED
         effective[name] = total
-    return Fingerprints(heads, effective, fp_pass), stale, unsure
+    fingerprints = Fingerprints(heads, effective, fp_pass)
+    fingerprints.reused = reused
+    return fingerprints, stale, unsure
 
 
 def _upstream_reason(

@@ -42,7 +42,8 @@ def notebook_imports() -> dict[str, set[str]]:
 
 
 def third_party(modules: dict[str, set[str]]) -> dict[str, set[str]]:
-    return {m: nbs for m, nbs in modules.items() if m not in sys.stdlib_module_names and m not in OWN}
+    local = {p.stem for p in (ROOT / "examples").glob("*.py")}  # modules beside the notebooks
+    return {m: nbs for m, nbs in modules.items() if m not in sys.stdlib_module_names and m not in OWN | local}
 
 
 def distributions(module: str) -> set[str]:

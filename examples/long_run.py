@@ -1,0 +1,63 @@
+"""A pipeline for the persistent-cache notebook (05): five steps, one of which can kill its own process.
+
+    python long_run.py CACHE_DIR          # runs the pipeline on Context.open(CACHE_DIR)
+    CRASH_IN=Bake python long_run.py DIR  # ... and dies with os._exit(137) inside the step Bake
+
+``os._exit`` ends the process at once, as the out-of-memory killer or a crashed kernel would: no cleanup,
+no ``finally``, nothing flushed but what was already written.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from job_orchestra import Context, Step
+
+
+class Steps(Step):
+    """Base of the steps: says when it runs, and dies when CRASH_IN names it."""
+
+    def run(self, *inputs):
+        print(f"running {self}", flush=True)
+        if os.environ.get("CRASH_IN") == str(self):
+            os._exit(137)
+        return self.compute(*inputs)
+
+
+class Fetch(Steps):
+    def compute(self):
+        return list(range(self.rows))
+
+
+class Clean(Steps):
+    def compute(self, rows):
+        return [r for r in rows if r % 7]
+
+
+class Features(Steps):
+    def compute(self, rows):
+        return {"n": len(rows), "total": sum(rows)}
+
+
+class Bake(Steps):
+    def compute(self, features):
+        return features["total"] / features["n"]
+
+
+class Report(Steps):
+    def compute(self, mean):
+        return f"mean of the cleaned rows: {mean:.2f}"
+
+
+def build(ctx: Context, rows: int = 1000) -> Step:
+    """The pipeline on ``ctx``; ``rows`` is the parameter of its first step."""
+    fetch = Fetch(ctx=ctx)
+    fetch.rows = rows
+    return Report(
+        depends_on=Bake(depends_on=Features(depends_on=Clean(depends_on=fetch, ctx=ctx), ctx=ctx), ctx=ctx), ctx=ctx
+    )
+
+
+if __name__ == "__main__":
+    print(build(Context.open(sys.argv[1])).materialize())

@@ -1,0 +1,123 @@
+"""A pipeline for the persistent-cache tests, run in subprocesses: ``python -m tests.cache_pipeline CACHE ...``.
+
+Options: ``--kill-at N`` SIGKILLs the process at its N-th file-system event of the cache (a chunk of a value
+written, a rename, a record written), ``--param V`` sets the parameter of the first step. It prints
+``stored NAME`` once a result is written through, ``ran NAME`` when a step runs, and ``events N`` at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+
+import numpy as np
+
+from job_orchestra import Context, Step
+from job_orchestra import stores as _stores
+from job_orchestra.snapshot_pickle import HashingWriter
+
+STEPS = 12
+
+
+class Source(Step):
+    """The first step: an array whose size depends on its parameter."""
+
+    def run(self):
+        print(f"ran {self}", flush=True)
+        return np.arange(self.param * 1000 + 5, dtype="int64")
+
+
+class Stage(Step):
+    """Every later step: a value derived from its input, of varied kinds and sizes."""
+
+    def run(self, x):
+        print(f"ran {self}", flush=True)
+        if self.index % 3 == 0:
+            return x * 2
+        if self.index % 3 == 1:
+            return {
+                "sum": int(np.asarray(x if not isinstance(x, dict) else x["items"]).sum()),
+                "items": list(range(50)),
+            }
+        return np.full(20_000, self.index, dtype="float64")
+
+
+def expected(param: int) -> dict[str, object]:
+    """What each step's result must be, computed without the library."""
+    out: dict[str, object] = {}
+    x: object = np.arange(param * 1000 + 5, dtype="int64")
+    out["Source"] = x
+    for index in range(1, STEPS):
+        if index % 3 == 0:
+            x = x * 2  # type: ignore[operator]
+        elif index % 3 == 1:
+            items = x["items"] if isinstance(x, dict) else x
+            x = {"sum": int(np.asarray(items).sum()), "items": list(range(50))}
+        else:
+            x = np.full(20_000, index, dtype="float64")
+        out[f"Stage{index}"] = x
+    return out
+
+
+def build(ctx: Context, param: int) -> Step:
+    head: Step = Source(ctx=ctx)
+    head.param = param
+    for index in range(1, STEPS):
+        head = Stage(depends_on=head, ctx=ctx, name_alias=f"Stage{index}")
+        head.index = index
+    return head
+
+
+def _install_kill(at: int) -> list[int]:
+    count = [0]
+
+    def tick() -> None:
+        count[0] += 1
+        if count[0] == at:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    original_write = HashingWriter.write
+    original_replace = os.replace
+
+    def write(self, data):  # type: ignore[no-untyped-def]
+        view = memoryview(data).cast("B")
+        half = len(view) // 2
+        tick()
+        original_write(self, view[:half])  # a kill may land in the middle of a value's bytes
+        tick()
+        return original_write(self, view[half:]) + half
+
+    def replace(*args, **kwargs):  # type: ignore[no-untyped-def]
+        tick()
+        original_replace(*args, **kwargs)
+        tick()
+
+    HashingWriter.write = write  # type: ignore[method-assign]
+    _stores.os.replace = replace  # type: ignore[attr-defined]
+    return count
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("cache")
+    parser.add_argument("--kill-at", type=int, default=0)
+    parser.add_argument("--param", type=int, default=3)
+    args = parser.parse_args(argv)
+    count = _install_kill(args.kill_at)
+    ctx = Context.open(args.cache)
+    binding = ctx._cache
+    original = binding.put
+
+    def put(key, value, fingerprint, seconds):  # type: ignore[no-untyped-def]
+        original(key, value, fingerprint, seconds)
+        print(f"stored {key}", flush=True)
+
+    binding.put = put
+    build(ctx, args.param).materialize()
+    print(f"events {count[0]}", flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
