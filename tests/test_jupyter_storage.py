@@ -161,3 +161,25 @@ def test_a_result_named_like_the_location_api_is_not_taken_for_it():
     plan = pipeline(ctx).execution_plan(show=False)
     assert "Stored" not in render_plan(plan)
     assert where(ctx, "store_url") == "in memory" and where(ctx, "Load") is None
+
+
+def test_with_a_context_opened_on_a_directory(tmp_path):
+    """The same display on the real persistent Context (``Context.open``): on disk, its size, prune, invalidate."""
+    pytest.importorskip("ipywidgets")
+    from jupyter_ext.widget import PipelineWidget
+
+    ctx = Context.open(tmp_path / "cache")
+    head = pipeline(ctx)
+    head.materialize()
+    plan = head.execution_plan(show=False)
+    assert cells(plan) == {"Load": "on disk", "Clean": "on disk", "Report": "on disk"}
+    usage = ctx.disk_usage()
+    assert usage.entries == 3
+    panel = PipelineWidget(head)
+    assert panel.cache_box.layout.display == "flex"
+    assert "3 stored versions" in panel.plan_view.value
+    assert panel.invalidate(["Report"]) == ["Report"]
+    assert ctx.disk_usage().entries == 2 and "2 stored versions" in panel.plan_view.value
+    removed = panel.prune(keep=0)
+    assert len(removed) == 2 and ctx.disk_usage().entries == 0
+    assert "Pruned 2 stored versions" in panel.status.value and "0 stored versions, 0 B" in panel.plan_view.value
