@@ -24,6 +24,7 @@ __all__ = [
     "SnapshotExistsError",
     "SnapshotWriteError",
     "StorePathError",
+    "UnknownGroupError",
     "UnserializableValueError",
     "UntrustedCacheError",
     "WorkerDiedError",
@@ -167,3 +168,15 @@ class MapSourceError(PipelineError, ValueError):
         super().__init__(message)
         self.group = group
         self.source = source
+
+
+class UnknownGroupError(PipelineError, KeyError):
+    """``expand=`` (in ``dependency_graph()`` or ``show()``) names a group that is no mapped step of the
+    pipeline; ``names`` are the unknown names."""
+
+    def __init__(self, message: str, names: list[str]) -> None:
+        super().__init__(message)
+        self.names = names
+
+    def __str__(self) -> str:  # KeyError would show the message quoted
+        return str(self.args[0])

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import TYPE_CHECKING
 
+from .errors import UnknownGroupError
 from .map_plan import placeholder_reason
 
 if TYPE_CHECKING:
@@ -40,7 +41,11 @@ def expanded_groups(plan: ExecutionPlan, expand: Expand = None) -> set[str]:
     unknown = [name for name in expand if name not in groups]
     if unknown:
         known = ", ".join(groups) or "none"
-        raise KeyError(f"expand= names no mapped step of this pipeline: {', '.join(unknown)} (its groups: {known})")
+        raise UnknownGroupError(
+            f"expand= names no mapped step of this pipeline: {', '.join(unknown)} (its mapped steps: {known}). "
+            "Give the name_alias (or class name) of a Step.map group, or expand=True for all of them.",
+            unknown,
+        )
     return set(expand)
 
 

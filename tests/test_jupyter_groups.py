@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from job_orchestra import Context, Step
+from job_orchestra.errors import UnknownGroupError
 from job_orchestra.group_view import EXPAND_ITEMS, counts_text, expanded_groups
 from jupyter_ext import runs
 from jupyter_ext.bundles import render
@@ -123,8 +124,12 @@ def test_the_graph_draws_one_stacked_node_or_every_item(n, expand):
 
 def test_expand_names_unknown_groups():
     head, _ = mapped(3)
-    with pytest.raises(KeyError, match="expand= names no mapped step of this pipeline: nope"):
+    with pytest.raises(
+        UnknownGroupError, match=r"expand= names no mapped step of this pipeline: nope \(its mapped steps: cv_fold\)"
+    ):
         head.dependency_graph(expand=["nope"])
+    with pytest.raises(KeyError):  # also a KeyError, as a missing name is
+        render_plan(head.execution_plan(show=False), expand="nope")
 
 
 def test_a_dynamic_group_not_yet_known_shows_a_placeholder():
