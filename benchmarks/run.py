@@ -24,7 +24,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent), str(HERE)]  # this checkout's job_orchestra, and the benchmark modules
 
-GROUPS = ("dask", "pools", "snapshots", "planning", "startup", "cache")
+GROUPS = ("dask", "pools", "snapshots", "planning", "startup", "cache", "map")
 
 
 def _measure(group: str, quick: bool) -> list[dict]:
@@ -50,6 +50,10 @@ def _measure(group: str, quick: bool) -> list[dict]:
         import goals_cache
 
         return goals_cache.rows(quick)
+    if group == "map":
+        import goals_map
+
+        return goals_map.rows(quick)
     raise ValueError(group)
 
 

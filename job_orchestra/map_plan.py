@@ -8,6 +8,7 @@ A pipeline without any mapped step pays one truth test of a weak set per plan.
 
 from __future__ import annotations
 
+import warnings
 import weakref
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -15,7 +16,16 @@ from typing import Any, NamedTuple
 from .errors import MapSourceError
 from .graph import Node, collect
 
-__all__ = ["DYNAMIC", "GROUPS", "GroupSummary", "annotate", "pending_groups", "placeholder_reason", "refresh"]
+__all__ = [
+    "DYNAMIC",
+    "GROUPS",
+    "GroupSummary",
+    "annotate",
+    "pending_groups",
+    "placeholder_reason",
+    "refresh",
+    "summaries",
+]
 
 GROUPS: weakref.WeakSet = weakref.WeakSet()
 """Every MapGroup alive: when empty, plans skip the group pass."""
@@ -43,6 +53,11 @@ def placeholder_reason(source: str) -> str:
 
 def _source_ready(group: Any, plan_of: Callable[[Node], Any]) -> tuple[bool, Any]:
     source = group._jo_source
+    if source in GROUPS:  # a map over another map's output: collected from its items' cached results
+        deps = source.dependencies
+        if source._jo_pending or any(d.ctx is None for d in deps) or plan_of(source).to_run != [source._name]:
+            return False, None
+        return True, source.run(*(d.ctx[d._name] for d in deps))
     if source.ctx is None:
         return False, None
     head_row = plan_of(source).rows[-1]
@@ -81,38 +96,56 @@ def pending_groups(head: Node) -> list[Any]:
 def refuse_without_context(group: Any) -> None:
     """A dynamic source must keep its result: the items are built from it between two scheduler passes."""
     source = group._jo_source
-    if source.ctx is None:
+    keeper = next((d for d in source.dependencies if d.ctx is None), None) if source in GROUPS else source
+    if keeper is not None and keeper.ctx is None:
         raise MapSourceError(
-            f"{group._name} is mapped over the output of {source._name}, which has no Context: its items are "
-            f"known only after {source._name} runs, and its result must be kept for them. Give "
-            f"{source._name} ctx= (the same Context as the items).",
+            f"{group._name} is mapped over the output of {source._name}, which has no Context"
+            f"{f' for {keeper._name}' if keeper is not source else ''}: its items are known only after "
+            f"{source._name} runs, and its result must be kept for them. Give {keeper._name} ctx= (the same "
+            "Context as the items).",
             group._name,
             source._name,
         )
 
 
-def annotate(steps: dict[str, Node], rows: list) -> tuple[list, dict[str, GroupSummary]]:
-    """Rows with ``group`` set on item rows and the placeholder reason on pending groups, and the summaries."""
-    if not GROUPS:
-        return rows, {}
-    index = {}
+def _groups_in(steps: dict[str, Node]) -> tuple[list[Any], dict[str, int]]:
+    """The groups among ``steps`` (in execution order) and each step's position, or nothing."""
+    here = [g for g in list(GROUPS) if steps.get(g._name) is g] if GROUPS else []
+    if not here:
+        return [], {}
+    position = dict(zip(steps, range(len(steps))))
+    here.sort(key=lambda g: position[g._name])
+    return here, position
+
+
+def annotate(steps: dict[str, Node], rows: list) -> list:
+    """``rows`` (in ``steps`` order) with ``group`` set on item rows and the placeholder reason on the rows of
+    groups whose items are not known yet. One pass over each group's items, none over the other steps."""
+    here, position = _groups_in(steps)
+    if not here:
+        return rows
+    new, row_type = tuple.__new__, type(rows[0])
+    for group in here:
+        name = group._name
+        for item in group._jo_items:
+            i = position.get(item._name)
+            if i is not None and steps[item._name] is item:
+                rows[i] = new(row_type, (*rows[i][:-1], name))  # row._replace(group=name), faster at 10,000
+        if group._jo_pending:
+            i = position[name]
+            rows[i] = rows[i]._replace(reason=placeholder_reason(group._jo_source._name))
+    return rows
+
+
+def summaries(steps: dict[str, Node], rows: list) -> dict[str, GroupSummary]:
+    """A :class:`GroupSummary` per group among ``steps``, counting its item rows."""
+    here, position = _groups_in(steps)
     groups: dict[str, GroupSummary] = {}
-    for i, (name, step) in enumerate(steps.items()):
-        item = step.__dict__.get("_jo_map")
-        if item is not None:
-            rows[i] = rows[i]._replace(group=item.group)
-            index[name] = i
-        elif step in GROUPS:
-            source = step._jo_source
-            pending = source._name if source is not None and step._jo_pending else None
-            if pending is not None:
-                rows[i] = rows[i]._replace(reason=placeholder_reason(pending))
-            names = [s._name for s in step._jo_items]
-            groups[name] = GroupSummary(name, names, {}, pending)
-    for summary in groups.values():
+    for group in here:
         counts = dict.fromkeys(COUNT_KEYS, 0)
-        for item_name in summary.items:
-            i = index.get(item_name)
+        names = [item._name for item in group._jo_items]
+        for item_name in names:
+            i = position.get(item_name)
             if i is None:
                 continue
             row = rows[i]
@@ -124,8 +157,9 @@ def annotate(steps: dict[str, Node], rows: list) -> tuple[list, dict[str, GroupS
                 counts["cached"] += 1
             else:
                 counts["not needed"] += 1
-        summary.counts.update(counts)
-    return rows, groups
+        pending = group._jo_source._name if group._jo_pending else None
+        groups[group._name] = GroupSummary(group._name, names, counts, pending)
+    return groups
 
 
 def stuck(group: Any) -> MapSourceError:
@@ -137,3 +171,17 @@ def stuck(group: Any) -> MapSourceError:
         group._name,
         source,
     )
+
+
+def warn_run_twice(graph: Any, to_run: list[str], ran_first: set[str]) -> None:
+    """Say so when a step without a Context ran in a source's pass and must run again for the items."""
+    steps = graph.steps  # a group's own collect step is cheap: it only gathers its items' cached results
+    again = [n for n in to_run if n in ran_first and steps[n].ctx is None and steps[n] not in GROUPS]
+    if again:
+        shown = ", ".join(again[:5]) + (f" and {len(again) - 5} more" if len(again) > 5 else "")
+        warnings.warn(
+            f"{shown} ran to give a mapped step its items and runs again for the rest of the pipeline: without "
+            "a Context its result is not kept between the two passes. Give it ctx= to run it once.",
+            RuntimeWarning,
+            stacklevel=4,
+        )

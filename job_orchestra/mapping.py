@@ -56,7 +56,8 @@ class MapGroup(Step):
     @property
     def source(self) -> Step | None:
         """The step whose output gives the items (dynamic fan-out), or None for a fixed collection."""
-        return self._jo_source
+        source = self._jo_source
+        return source if isinstance(source, Step) else None
 
     @property
     def _jo_pending(self) -> bool:
@@ -91,8 +92,10 @@ class MapGroup(Step):
         return list(outputs)
 
     def __getstate__(self) -> dict[str, Any]:
-        # a worker needs only the parameters: no build recipe (it holds the inputs and Context), no items
-        state = {k: v for k, v in super().__getstate__().items() if k not in ("_jo_build", "_jo_items", "_jo_source")}
+        # Neither the build recipe (it holds the inputs and Context) nor the source's output travel: a
+        # worker needs only the parameters, and a snapshot finds the items and source in the dependencies.
+        drop = ("_jo_build", "_jo_items", "_jo_source", "_jo_from")
+        state = {k: v for k, v in super().__getstate__().items() if k not in drop}
         state["_jo_has_source"] = self._jo_source is not None
         return state
 
@@ -100,9 +103,13 @@ class MapGroup(Step):
         state = dict(state)
         has_source = state.pop("_jo_has_source", False)
         super().__setstate__(state)
-        self.__dict__.setdefault("_jo_items", [])
-        self.__dict__.setdefault("_jo_build", None)
-        self.__dict__.setdefault("_jo_source", _SOURCE_ELSEWHERE if has_source else None)
+        deps = self.dependencies  # [*reversed(items), source], or [] in a worker's stripped copy
+        source = (deps[-1] if deps else _SOURCE_ELSEWHERE) if has_source else None
+        self._jo_source = source
+        self._jo_items = list(reversed(deps[:-1] if has_source else deps))
+        self._jo_build = None  # no recipe: a loaded dynamic group keeps the items it had
+        self._jo_from = None
+        map_plan.GROUPS.add(self)
 
 
 class _Nothing:
@@ -111,7 +118,7 @@ class _Nothing:
 
 
 _NOTHING = _Nothing()
-_SOURCE_ELSEWHERE = _Nothing()  # a shipped copy: its first input is the source's output
+_SOURCE_ELSEWHERE = _Nothing()  # a shipped copy: its last input is the source's output
 
 
 def map_step(
@@ -134,6 +141,11 @@ def map_step(
             raise InvalidStepError(
                 f"{group}.map(): {k!r} is in fixed= and is also a mapped or reserved keyword; give it once."
             )
+    if how not in (None, "product", "zip"):
+        raise InvalidStepError(
+            f"{group}.map(): how= takes 'product' (every combination, a grid) or 'zip' (the i-th value of "
+            f"each), got how={how!r}."
+        )
     if not over:
         raise InvalidStepError(
             f"{group}.map(): no mapped parameter. Pass one as a keyword, e.g. {cls.__name__}.map(fold=range(5))."
@@ -182,6 +194,8 @@ def map_step(
 def _make(cls: type[Step], args: tuple, passed: dict, fixed: dict, spec: ItemSpec, group: str, index: int) -> Step:
     try:
         item = cls(*args, **passed, name_alias=spec.name, **fixed, **spec.params)
+    except InvalidStepError:
+        raise
     except TypeError as exc:
         raise InvalidStepError(
             f"{group}.map(): {cls.__name__}({', '.join([*passed, 'name_alias', *fixed, *spec.params])}) "

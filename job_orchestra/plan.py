@@ -205,8 +205,7 @@ class ExecutionPlan:
         self._fp = fingerprints
         self.redefined: dict[str, str] = {}
         """``{name: reason}``: steps built from a class defined again since (see :mod:`.redefined`)."""
-        self.groups: dict[str, GroupSummary] = {}
-        """``{name: GroupSummary}``: each mapped step (``Step.map``) of the pipeline, in execution order."""
+        self._groups: dict[str, GroupSummary] | None = None
 
     @classmethod
     def of(cls, head: Step, *, stale: StalePolicy | None = None) -> ExecutionPlan:
@@ -222,9 +221,8 @@ class ExecutionPlan:
         policy = check_stale_policy(stale)
         with gc_paused():  # the fingerprint pass runs no user code but the pickling of odd parameters
             rows, fingerprints = _rows(graph, policy)
-            rows, groups = map_plan.annotate(graph.steps, rows)
+            rows = map_plan.annotate(graph.steps, rows)
             plan = cls(head, graph, rows, fingerprints, policy)
-            plan.groups = groups
         plan.redefined = find_redefined(graph)
         return plan
 
@@ -251,6 +249,14 @@ class ExecutionPlan:
         fingerprints): two runs planning the same key compute the same result."""
         fp = self._fp
         return fp.heads.get(name) if fp is not None else None
+
+    @property
+    def groups(self) -> dict[str, GroupSummary]:
+        """``{name: GroupSummary}``: each mapped step (``Step.map``) of the pipeline, in execution order,
+        with its items and their counts (computed on first use: runs do not need them)."""
+        if self._groups is None:
+            self._groups = map_plan.summaries(self.graph.steps, self.rows)
+        return self._groups
 
     @property
     def stale_rows(self) -> list[PlanRow]:

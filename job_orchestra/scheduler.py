@@ -41,14 +41,17 @@ def materialize(
 ) -> Any:
     """Run what ``head`` needs and return its output (see :meth:`Step.materialize`)."""
     __tracebackhide__ = True  # user-facing tracebacks start at the step's own code (IPython, the CLI)
+    ran_first: set[str] = set()
     if map_plan.DYNAMIC:
-        _run_map_sources(head, executor, max_workers, callbacks)
+        ran_first = _run_map_sources(head, executor, max_workers, callbacks)
     graph = collect(head)
     check_declarations(graph)
     ticket = inflight.enter(graph)  # before planning: a step another run finishes meanwhile is not lost
     try:
         plan = ExecutionPlan.from_graph(head, graph)
         to_run = plan.to_run
+        if ran_first:
+            map_plan.warn_run_twice(graph, to_run, ran_first)
         refuse_redefined(graph, plan.redefined)
         check_runnable(graph, to_run)
         events = gather(callbacks)
@@ -65,24 +68,30 @@ def materialize(
         ticket.leave()
 
 
-def _run_map_sources(head: Step, executor: Any, max_workers: int | None, callbacks: Any) -> None:
+def _run_map_sources(head: Step, executor: Any, max_workers: int | None, callbacks: Any) -> set[str]:
     """Dynamic fan-out: run (or find cached) the steps whose output gives a map's items, then expand them.
 
     Each source runs in a pass of its own and writes its result to its Context, so the pass that follows
-    plans the items with the source cached: nothing runs twice, and a failed item leaves the source kept.
+    plans the items with the source cached: a failed item leaves the source kept. Returns the names of the
+    steps these passes ran.
     """
     __tracebackhide__ = True
     map_plan.refresh(head, ExecutionPlan.of)
+    ran: set[str] = set()
+    if isinstance(callbacks, Callback):
+        callbacks = [callbacks]
+    seen = [*(callbacks or ()), Callback(step_start=ran.add)]
     for _ in range(len(map_plan.DYNAMIC) + 1):
         pending = map_plan.pending_groups(head)
         if not pending:
-            return
+            return ran
         for group in pending:
             map_plan.refuse_without_context(group)
-            materialize(group.source, executor=executor, max_workers=max_workers, callbacks=callbacks)
+            materialize(group.source, executor=executor, max_workers=max_workers, callbacks=seen)
         map_plan.refresh(head, ExecutionPlan.of)
     for group in map_plan.pending_groups(head):  # a source that ran but whose result is not fresh in its Context
         raise map_plan.stuck(group)
+    return ran
 
 
 def _reporting(plan: ExecutionPlan, events: Dispatcher, run: Any) -> Any:

@@ -10,7 +10,7 @@ import pytest
 from job_orchestra import Context, InvalidStepError, MapGroup, MapKeyError, Step
 from job_orchestra.map_keys import MapItem
 from job_orchestra.map_plan import placeholder_reason
-from tests.map_kit import Boom, Box, Item, Total
+from tests.map_kit import Boom, Box, Item, Source, Total
 
 RUNS: list[str] = []
 
@@ -179,3 +179,21 @@ def test_an_empty_map_collects_nothing() -> None:
 
 def test_placeholder_reason_text() -> None:
     assert placeholder_reason("ListFiles") == "? items (known after ListFiles runs)"
+
+
+def test_a_snapshot_with_the_pipeline_keeps_groups_and_their_items(box: Box, tmp_path: Path) -> None:
+    ctx = Context()
+    static = Item.map(x=[1, 2], ctx=ctx, fixed={"box": box.path})
+    source = Source(values=["p", "q"], box=box.path, ctx=ctx)
+    dynamic = Item.map(static, x=source, ctx=ctx, name_alias="Dyn", fixed={"box": box.path})
+    head = Total(dynamic, box=box.path, ctx=ctx)
+    head.materialize()
+    ctx.store(tmp_path / "snap", pipeline=head)
+    loaded = Context.load(tmp_path / "snap").pipeline
+    group = loaded.dependencies[0]
+    assert isinstance(group, MapGroup) and [s.name for s in group.items] == ["Dyn[p]", "Dyn[q]"]
+    assert group.source is not None and group.source.name == "Source"
+    plan = loaded.execution_plan(show=False)
+    assert plan.groups["Dyn"].counts["cached"] == 2 and plan.groups["Item"].items == ["Item[1]", "Item[2]"]
+    assert [r.group for r in plan if r.name.startswith("Dyn[")] == ["Dyn", "Dyn"]
+    assert not plan.to_run
