@@ -53,7 +53,7 @@ _MARKER_CELLS = {"missing": AVAILABILITY["[ ]"], "no context": AVAILABILITY["[x]
 
 
 #: The legend cell of a mapped step (``Step.map``), shown when the drawing has one.
-GROUP_WORDS = "mapped step (stacked box): \u00d7 items and their counts"
+GROUP_WORDS = "mapped step \u00d7 items (stacked)"
 
 
 def _cell(fill: str, border: str, words: str, extra: str = "") -> str:
@@ -66,6 +66,9 @@ def _cell(fill: str, border: str, words: str, extra: str = "") -> str:
 def _row(cells: list[str]) -> str:
     inner = '<TABLE BORDER="0" CELLBORDER="1" CELLSPACING="4" CELLPADDING="3"><TR>' + "".join(cells)
     return f'<TR><TD ALIGN="LEFT" BALIGN="LEFT">{inner}</TR></TABLE></TD></TR>'
+
+
+_FIRST_ROW = frozenset({"head", "scheduled", "cached", "missing"})
 
 
 def legend_label(groups: bool = False) -> str:
@@ -82,9 +85,10 @@ def legend_label(groups: bool = False) -> str:
                 border, dotted = NO_CONTEXT_BORDER, ' STYLE="dotted"'
         else:
             fill, border = NODE_STYLES[status]["fillcolor"], NODE_STYLES[status]["color"]
-        rows[status in ("running", "failed", "no context")].append(_cell(fill, border, words, dotted))
+        # Rows of about equal width: Graphviz stretches the cells of the shorter one to the longer's width.
+        rows[status not in _FIRST_ROW].append(_cell(fill, border, words, dotted))
     if groups:
-        rows[1].append(_cell(SCHEDULE["( )"].fill, SCHEDULE["( )"].border, GROUP_WORDS))
+        rows[0].append(_cell(SCHEDULE["( )"].fill, SCHEDULE["( )"].border, GROUP_WORDS))
     return '<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="0">' + "".join(map(_row, rows)) + "</TABLE>>"
 
 

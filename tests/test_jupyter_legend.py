@@ -86,4 +86,4 @@ def test_a_small_graph_with_its_legend_fits_a_notebook_output(groups):
     svg = render_svg(head.execution_plan(show=False))
     width = float(re.search(r'viewBox="[\d.]+ [\d.]+ ([\d.]+) ', svg)[1])
     assert width <= 600
-    assert ("mapped step (stacked box)" in svg) is groups
+    assert ("mapped step \u00d7 items (stacked)" in svg.replace("&#215;", "\u00d7")) is groups
