@@ -27,6 +27,7 @@ __all__ = [
     "SnapshotWriteError",
     "StorePathError",
     "StoreUnavailableError",
+    "UnknownGroupError",
     "UnserializableValueError",
     "UntrustedCacheError",
     "WorkerDiedError",
@@ -202,3 +203,15 @@ class StoreUnavailableError(CacheError, ImportError):
     def __init__(self, message: str, url: str) -> None:
         super().__init__(message)
         self.url = url
+
+
+class UnknownGroupError(PipelineError, KeyError):
+    """``expand=`` (in ``dependency_graph()`` or ``show()``) names a group that is no mapped step of the
+    pipeline; ``names`` are the unknown names."""
+
+    def __init__(self, message: str, names: list[str]) -> None:
+        super().__init__(message)
+        self.names = names
+
+    def __str__(self) -> str:  # KeyError would show the message quoted
+        return str(self.args[0])

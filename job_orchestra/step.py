@@ -158,11 +158,14 @@ class Step(Node):
         results); with ``head``, also the steps up to ``head`` stale only because of it. Returns their names."""
         return accept.accept_code(self, head)
 
-    def dependency_graph(self) -> DependencyGraph:
-        """The pipeline drawn with Graphviz: displays as inline SVG in Jupyter; ``.source`` is DOT."""
+    def dependency_graph(self, *, expand: bool | Sequence[str] | None = None) -> DependencyGraph:
+        """The pipeline drawn with Graphviz: displays as inline SVG in Jupyter; ``.source`` is DOT.
+
+        A mapped step is one stacked node; ``expand`` draws groups item by item: None (small ones), True,
+        False, or a list of group names."""
         from .drawing import DependencyGraph  # imports graphviz: paid by the first drawing, not at import
 
-        return DependencyGraph.of(self)
+        return DependencyGraph.of(self, expand=expand)
 
     def dependency_graph_js(self, enable_wheel_zoom: bool = False) -> str:
         """Deprecated 1.1 API: JavaScript that draws the graph into a notebook output element."""

@@ -11,6 +11,7 @@ from typing import Literal
 
 from job_orchestra import ExecutionPlan, Step
 from job_orchestra.drawing import DependencyGraph
+from job_orchestra.group_view import Expand
 
 from . import runs
 from .graph_svg import inline_svg, render_svg, why_no_svg
@@ -25,13 +26,16 @@ def _plan_text(plan: ExecutionPlan) -> str:
     return str(plan).rstrip("\n")
 
 
-def render(kind: Kind, plan: ExecutionPlan, statuses: dict[str, str] | None = None) -> dict[str, str]:
-    """The MIME bundle of a plan, graph or step view of ``plan``, with run ``statuses`` (running/failed)."""
+def render(
+    kind: Kind, plan: ExecutionPlan, statuses: dict[str, str] | None = None, *, expand: Expand = None
+) -> dict[str, str]:
+    """The MIME bundle of a plan, graph or step view of ``plan``, with run ``statuses`` (running/failed);
+    ``expand`` says which mapped steps are shown item by item (None: the small ones)."""
     if statuses is None:
         statuses = runs.statuses(plan)
     if kind == "plan":
-        return {"text/html": render_plan(plan, statuses), "text/plain": _plan_text(plan)}
-    svg = render_svg(plan, statuses)
+        return {"text/html": render_plan(plan, statuses, expand=expand), "text/plain": _plan_text(plan)}
+    svg = render_svg(plan, statuses, expand=expand)
     if kind == "graph":
         text = f"Dependency graph of {plan.graph.head} ({len(plan)} steps)\n{_plan_text(plan)}"
         if svg is None:
@@ -43,7 +47,7 @@ def render(kind: Kind, plan: ExecutionPlan, statuses: dict[str, str] | None = No
     else:
         drawing = f'<div class="jo-graph" style="margin-bottom:6px">{inline_svg(svg)}</div>'
     return {
-        "text/html": f'<div class="jo-step">{drawing}{render_plan(plan, statuses)}</div>',
+        "text/html": f'<div class="jo-step">{drawing}{render_plan(plan, statuses, expand=expand)}</div>',
         "text/plain": f"{head!r}\n{_plan_text(plan)}",
     }
 
@@ -55,7 +59,8 @@ def plan_bundle(plan: ExecutionPlan) -> dict[str, str]:
 
 def is_customized(graph: DependencyGraph) -> bool:
     """True when ``graph`` is not the plain drawing of its plan (its DOT was changed, or statuses given)."""
-    return graph.source != DependencyGraph.of(graph.plan.head, plan=graph.plan).source
+    expand = getattr(graph, "expand", None)
+    return graph.source != DependencyGraph.of(graph.plan.head, plan=graph.plan, expand=expand).source
 
 
 def graph_bundle(graph: DependencyGraph) -> dict[str, str]:
@@ -64,7 +69,7 @@ def graph_bundle(graph: DependencyGraph) -> dict[str, str]:
     A graph changed by the user (``graph.attr(rankdir="TB")``, statuses, extra nodes) is drawn as it is.
     """
     if not is_customized(graph):
-        return render("graph", graph.plan)
+        return render("graph", graph.plan, expand=getattr(graph, "expand", None))
     return graph._repr_mimebundle_()
 
 

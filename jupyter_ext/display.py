@@ -10,6 +10,7 @@ from typing import Any
 
 from job_orchestra import ExecutionPlan, Step
 from job_orchestra.drawing import DependencyGraph
+from job_orchestra.group_view import Expand
 
 from . import live as live_views
 from . import runs
@@ -48,28 +49,31 @@ def resolve(obj: Any) -> tuple[Kind, ExecutionPlan]:
     )
 
 
-def show(obj: Any, live: bool = True) -> None:
+def show(obj: Any, live: bool = True, expand: Expand = None) -> None:
     """Display a step, plan or graph; ``live=True`` keeps it updated as the pipeline runs or changes.
 
     Live views update in place (IPython ``display_id``) while steps run and after every cell. Use
     ``live=False`` to keep a picture of this moment, e.g. the state before a run in a tutorial.
-    Returns None, so ``show(...)`` as a cell's last line adds nothing after the picture.
+    Returns None, so ``show(...)`` as a cell's last line adds nothing after the picture. ``expand`` shows
+    mapped steps item by item: None (groups of at most 12 items), True, False, or a list of group names.
     """
     from IPython.display import display  # only called inside IPython
 
     kind, plan = resolve(obj)
     statuses = runs.statuses(plan)
+    if expand is None and kind == "graph":
+        expand = getattr(obj, "expand", None)  # head.dependency_graph(expand=...)
     if kind == "graph" and is_customized(obj):
         live = False  # redrawing would lose the user's changes
         bundle = graph_bundle(obj)
     else:
-        bundle = render(kind, plan, statuses)
+        bundle = render(kind, plan, statuses, expand=expand)
     if kind == "graph" and not live_views.in_kernel():  # a terminal shows the text: say how to get the picture
         bundle = {**bundle, "text/plain": bundle["text/plain"] + "\n" + TERMINAL_HINT}
     if live and live_views.in_kernel():
         live_views.activate()
         handle = display(bundle, raw=True, display_id=True)
-        live_views.register_view(kind, plan, handle, statuses, bundle)
+        live_views.register_view(kind, plan, handle, statuses, bundle, expand=expand)
     else:
         display(bundle, raw=True)
 

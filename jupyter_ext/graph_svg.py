@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING
 import graphviz
 
 from job_orchestra.drawing import INSTALL_HINT, NO_CONTEXT_BORDER, NODE_STYLES, DependencyGraph
+from job_orchestra.group_view import Expand
 
-from .theme import TEXT
+from .theme import AVAILABILITY, RUN_STATE, SCHEDULE, TEXT, Badge
 
 #: The legend cell of the dotted [x] border: the [x] badge's colours (a white box glared on dark themes).
-NO_CONTEXT_FILL = "#d7cdea"
+NO_CONTEXT_FILL = AVAILABILITY["[x]"].fill
 
 if TYPE_CHECKING:
     from job_orchestra import ExecutionPlan
@@ -28,60 +29,105 @@ __all__ = ["MAX_NODES", "build_graph", "inline_svg", "legend_label", "render_svg
 #: Larger pipelines are not laid out in displays (``dot`` would take minutes); the plan still shows.
 MAX_NODES = 400
 
+
+def _words(badge: Badge, note: str = "") -> str:
+    return f"{badge.marker} {badge.words}{note}"
+
+
+# The legend uses the HTML plan's words (one vocabulary: "[ ] not computed" in both, "n/a" only in the
+# 1.1 text); the graph writes "running" and "failed" in the node, so its legend does too.
 _LEGEND = (
-    ("head", "(H) head"),
-    ("scheduled", "(>) runs on materialize()"),
-    ("cached", "[*] cached"),
-    ("skipped", "( ) no run needed"),
-    ("running", "running"),
-    ("failed", "failed"),
-    ("no context", "[x] no context (dotted)"),
+    ("head", _words(SCHEDULE["(H)"])),
+    ("scheduled", _words(SCHEDULE["(>)"])),
+    ("cached", _words(AVAILABILITY["[*]"])),
+    ("missing", _words(AVAILABILITY["[ ]"])),
+    ("skipped", _words(SCHEDULE["( )"])),
+    ("running", RUN_STATE["running"].words),
+    ("failed", RUN_STATE["failed"].words),
+    ("no context", _words(AVAILABILITY["[x]"], " (dotted)")),
 )
 # Words for statuses the core may add to NODE_STYLES later (a status without words shows its name).
-_EXTRA_WORDS = {"stale": "[~] stale (dashed)"}
+_EXTRA_WORDS = {"stale": _words(AVAILABILITY["[~]"], " (dashed)")}
+#: Legend cells that explain a marker rather than a node status: the colours of the plan's badge.
+_MARKER_CELLS = {"missing": AVAILABILITY["[ ]"], "no context": AVAILABILITY["[x]"]}
 
 
-def legend_label() -> str:
-    """A Graphviz HTML-like label: one filled cell per node status, with its marker."""
-    cells = []
-    known = {status for status, _ in _LEGEND}
-    extra = [(status, _EXTRA_WORDS.get(status, status)) for status in NODE_STYLES if status not in known]
-    for status, words in (*_LEGEND[:4], *extra, *_LEGEND[4:]):
-        if status == "no context":
-            fill, border, extra = NO_CONTEXT_FILL, NO_CONTEXT_BORDER, ' STYLE="dotted"'
-        else:
-            fill, border, extra = NODE_STYLES[status]["fillcolor"], NODE_STYLES[status]["color"], ""
-        cells.append(
-            f'<TD BGCOLOR="{fill}" COLOR="{border}"{extra}>'
-            f'<FONT COLOR="{TEXT}" POINT-SIZE="9">{html.escape(words)}</FONT></TD>'
-        )
+#: The legend cell of a mapped step (``Step.map``), shown when the drawing has one.
+GROUP_WORDS = "mapped step \u00d7 items (stacked)"
+
+
+def _cell(fill: str, border: str, words: str, extra: str = "") -> str:
     return (
-        '<<TABLE BORDER="0" CELLBORDER="1" CELLSPACING="4" CELLPADDING="3" STYLE="ROUNDED"><TR>'
-        + "".join(cells)
-        + "</TR></TABLE>>"
+        f'<TD BGCOLOR="{fill}" COLOR="{border}"{extra}>'
+        f'<FONT COLOR="{TEXT}" POINT-SIZE="9">{html.escape(words)}</FONT></TD>'
     )
 
 
-def build_graph(plan: ExecutionPlan, statuses: dict[str, str] | None = None) -> DependencyGraph:
-    """The core drawing of ``plan`` with run statuses and the legend under it."""
-    graph = DependencyGraph.of(plan.head, plan=plan, statuses=statuses)
-    graph.attr(label=legend_label(), labelloc="b", labeljust="l")
+def _row(cells: list[str]) -> str:
+    inner = '<TABLE BORDER="0" CELLBORDER="1" CELLSPACING="4" CELLPADDING="3"><TR>' + "".join(cells)
+    return f'<TR><TD ALIGN="LEFT" BALIGN="LEFT">{inner}</TR></TABLE></TD></TR>'
+
+
+_FIRST_ROW = frozenset({"head", "scheduled", "cached", "missing"})
+
+
+def legend_label(groups: bool = False) -> str:
+    """A Graphviz HTML-like label: one filled cell per node status, with its marker, in two short rows (a
+    single row was wider than most graphs and ran to the output's edge); ``groups`` adds the mapped step."""
+    known = {status for status, _ in _LEGEND}
+    extra = [(status, _EXTRA_WORDS.get(status, status)) for status in NODE_STYLES if status not in known]
+    rows: list[list[str]] = [[], []]
+    for status, words in (*_LEGEND[:5], *extra, *_LEGEND[5:]):
+        dotted = ""
+        if status in _MARKER_CELLS:
+            fill, border = _MARKER_CELLS[status].fill, _MARKER_CELLS[status].border
+            if status == "no context":
+                border, dotted = NO_CONTEXT_BORDER, ' STYLE="dotted"'
+        else:
+            fill, border = NODE_STYLES[status]["fillcolor"], NODE_STYLES[status]["color"]
+        # Rows of about equal width: Graphviz stretches the cells of the shorter one to the longer's width.
+        rows[status not in _FIRST_ROW].append(_cell(fill, border, words, dotted))
+    if groups:
+        rows[0].append(_cell(SCHEDULE["( )"].fill, SCHEDULE["( )"].border, GROUP_WORDS))
+    return '<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="0">' + "".join(map(_row, rows)) + "</TABLE>>"
+
+
+def build_graph(
+    plan: ExecutionPlan, statuses: dict[str, str] | None = None, *, expand: Expand = None
+) -> DependencyGraph:
+    """The core drawing of ``plan`` with run statuses and the legend under it (groups as in ``expand``)."""
+    graph = DependencyGraph.of(plan.head, plan=plan, statuses=statuses, expand=expand)
+    graph.attr(label=legend_label(groups=bool(getattr(plan, "groups", None))), labelloc="b", labeljust="l")
     return graph
 
 
-def render_svg(plan: ExecutionPlan, statuses: dict[str, str] | None = None) -> str | None:
-    """The SVG text of the graph, or None when Graphviz's ``dot`` is missing or the graph is too large."""
-    if len(plan) > MAX_NODES:
+def _too_large(plan: ExecutionPlan) -> bool:
+    """True when even with every group collapsed the drawing would have more than MAX_NODES nodes."""
+    if len(plan) <= MAX_NODES:
+        return False
+    groups = getattr(plan, "groups", None) or {}
+    return len(plan) - sum(len(g.items) for g in groups.values()) > MAX_NODES
+
+
+def render_svg(plan: ExecutionPlan, statuses: dict[str, str] | None = None, *, expand: Expand = None) -> str | None:
+    """The SVG text of the graph, or None when Graphviz's ``dot`` is missing or the graph is too large.
+
+    A mapped step is one stacked node unless ``expand`` (see :func:`job_orchestra.group_view.expanded_groups`)
+    opens it; a drawing that would pass :data:`MAX_NODES` nodes collapses every group, or is not drawn."""
+    if _too_large(plan):
         return None
+    graph = build_graph(plan, statuses, expand=expand)
+    if graph.node_count > MAX_NODES:
+        graph = build_graph(plan, statuses, expand=False)
     try:
-        return build_graph(plan, statuses).pipe(format="svg", encoding="utf-8")
+        return graph.pipe(format="svg", encoding="utf-8")
     except graphviz.ExecutableNotFound:
         return None
 
 
 def why_no_svg(plan: ExecutionPlan) -> str:
     """The line shown instead of a drawing."""
-    if len(plan) > MAX_NODES:
+    if _too_large(plan):
         return f"The graph of {plan.graph.head} has {len(plan):,} steps; drawings stop at {MAX_NODES}."
     return INSTALL_HINT
 

@@ -26,6 +26,7 @@ from job_orchestra import ExecutionPlan, PipelineError
 from . import follow, runs
 from .bundles import render
 from .progress import RunProgress
+from .storage_view import storage_key
 
 if TYPE_CHECKING:
     from .bundles import Kind
@@ -80,18 +81,27 @@ def state_key(kind: str, plan: ExecutionPlan, statuses: dict[str, str]) -> tuple
                 id(raw) if kind != "graph" else None,
             )
         )
-    return (kind, tuple(plan.graph.deps.items()), tuple(rows), tuple(getattr(plan, "redefined", {}).items()))
+    storage = storage_key(plan) if kind != "graph" else ()
+    redefined = tuple(getattr(plan, "redefined", {}).items())
+    return (kind, tuple(plan.graph.deps.items()), tuple(rows), redefined, storage)
 
 
 class LiveView:
     """One displayed plan, graph or step, redrawn through its display handle."""
 
-    __slots__ = ("handle", "head", "key", "kind", "last", "names", "step_name")
+    __slots__ = ("expand", "handle", "head", "key", "kind", "last", "names", "step_name")
 
     def __init__(
-        self, kind: Kind, plan: ExecutionPlan, handle: Any, statuses: dict[str, str], bundle: dict | None = None
+        self,
+        kind: Kind,
+        plan: ExecutionPlan,
+        handle: Any,
+        statuses: dict[str, str],
+        bundle: dict | None = None,
+        expand: Any = None,
     ) -> None:
         self.kind = kind
+        self.expand = expand
         self.head = weakref.ref(plan.head)
         self.handle = handle
         self.key = state_key(kind, plan, statuses)
@@ -129,7 +139,7 @@ class LiveView:
         if key == self.key:
             return
         self.key = key
-        self.last = render(self.kind, plan, statuses)
+        self.last = render(self.kind, plan, statuses, expand=self.expand)
         self.handle.update(self.last, raw=True)
 
 
@@ -143,10 +153,15 @@ _state: dict[str, Any] = {"shell": None}
 
 
 def register_view(
-    kind: Kind, plan: ExecutionPlan, handle: Any, statuses: dict[str, str], bundle: dict | None = None
+    kind: Kind,
+    plan: ExecutionPlan,
+    handle: Any,
+    statuses: dict[str, str],
+    bundle: dict | None = None,
+    expand: Any = None,
 ) -> LiveView:
     """Keep ``handle`` (from ``display(..., display_id=True)``) up to date with ``plan.head``."""
-    view = LiveView(kind, plan, handle, statuses, bundle)
+    view = LiveView(kind, plan, handle, statuses, bundle, expand)
     _views.append(view)
     return view
 

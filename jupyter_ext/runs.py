@@ -43,6 +43,20 @@ class Run:
     error: BaseException | None = None
     finished: bool = False
     ended: float | None = None
+    group_of: dict[str, str] = field(default_factory=dict)
+    """``{item name: group name}`` for the items of mapped steps this run is to run."""
+    group_total: dict[str, int] = field(default_factory=dict)
+    """Items to run per mapped step, and done so far (the progress bar counts items)."""
+    group_done: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        groups = getattr(self.plan, "groups", None)
+        if groups:
+            to_run = set(self.plan.to_run)
+            self.group_of = {r.name: r.group for r in self.plan.rows if r.group in groups and r.name in to_run}
+            for group in self.group_of.values():
+                self.group_total[group] = self.group_total.get(group, 0) + 1
+            self.group_done = dict.fromkeys(self.group_total, 0)
 
     @property
     def head(self) -> str:
@@ -115,6 +129,9 @@ class RunTracker(Callback):
             step = self._stop(run, name)
             DURATIONS[step] = seconds
             run.done += 1
+            group = run.group_of.get(name)
+            if group is not None:
+                run.group_done[group] += 1
         self._notify(run, "step_finish")
 
     def step_fail(self, name: str, error: BaseException) -> None:

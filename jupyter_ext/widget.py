@@ -17,6 +17,8 @@ from . import actions, follow, live, runs
 from .graph_svg import inline_svg, render_svg, why_no_svg
 from .plan_html import progress_html, render_plan
 from .static import static_block, with_fallback
+from .storage_view import persisted_contexts
+from .summary import format_bytes
 from .theme import FONT
 
 __all__ = ["PipelineWidget"]
@@ -63,17 +65,32 @@ class PipelineWidget(widgets.VBox):
         self.store_button = widgets.Button(
             description="Store snapshot", icon="save", layout=widgets.Layout(width="180px")
         )
+        self.prune_keep = widgets.BoundedIntText(
+            value=1, min=0, max=10_000, description="keep", layout=widgets.Layout(width="140px")
+        )
+        self.prune_button = widgets.Button(
+            description="Prune cache",
+            icon="trash",
+            tooltip="Delete stored versions of each step but the newest 'keep' ones (ctx.prune(keep=...))",
+            layout=widgets.Layout(width="140px"),
+        )
         self.status = widgets.HTML()
         self.output = widgets.Output(layout=widgets.Layout(max_height="320px", overflow="auto"))
         self.materialize_button.on_click(lambda _: self.materialize())
         self.invalidate_button.on_click(lambda _: self.invalidate(self.steps_select.value))
         self.store_button.on_click(lambda _: self.store(self.path_text.value))
+        self.prune_button.on_click(lambda _: self.prune(keep=self.prune_keep.value))
         spaced = widgets.Layout(margin="0 16px 4px 0")
+        # Shown only when a Context of the pipeline is bound to a place (Context.open): see refresh().
+        self.cache_box = widgets.VBox(
+            [self.prune_keep, self.prune_button], layout=widgets.Layout(margin="0 16px 4px 0", display="none")
+        )
         controls = widgets.HBox(
             [
                 widgets.VBox([self.materialize_button], layout=spaced),
                 widgets.VBox([self.steps_select, self.invalidate_button], layout=spaced),
                 widgets.VBox([self.path_text, self.store_button], layout=spaced),
+                self.cache_box,
             ],
             layout=widgets.Layout(align_items="flex-start", flex_flow="row wrap"),
         )
@@ -105,6 +122,7 @@ class PipelineWidget(widgets.VBox):
             inline_svg(svg) if svg is not None else f'<p style="opacity:.75">{html.escape(why_no_svg(plan))}</p>'
         )
         self.plan_view.value = render_plan(plan, statuses)
+        self.cache_box.layout.display = "flex" if persisted_contexts(plan) else "none"
         names = tuple(plan.graph.steps)
         if self.steps_select.options != names:
             keep = tuple(n for n in self.steps_select.value if n in names)
@@ -236,6 +254,29 @@ class PipelineWidget(widgets.VBox):
         results = sum(1 for key in ctx if key != "context_meta")  # the Context's own metadata is no result
         self._say(f"Stored a snapshot of {results} results (with the pipeline) at {path.strip()}.")
         return True
+
+    def prune(self, *, keep: int | None = None, older_than: Any = None, max_bytes: int | None = None) -> list[Any]:
+        """``ctx.prune(...)`` on every persisted Context of the pipeline; returns what was removed."""
+        contexts = persisted_contexts(ExecutionPlan.of(self.head))
+        if not contexts:
+            self._say("Nothing to prune: no Context of this pipeline is stored on disk (see Context.open).", error=True)
+            return []
+        removed: list[Any] = []
+        freed = 0
+        try:
+            for ctx in contexts:
+                before = ctx.disk_usage().total_bytes
+                removed += list(ctx.prune(older_than=older_than, keep=keep, max_bytes=max_bytes) or [])
+                freed += before - ctx.disk_usage().total_bytes
+        except (OSError, ValueError, PipelineError) as exc:
+            self._say(f"Prune stopped: {exc}", error=True)
+            return removed
+        self.refresh(force=True)
+        live.refresh_all(force=True)
+        where = ", ".join(str(ctx.store_url) for ctx in contexts)
+        self._say(f"Pruned {len(removed)} stored versions from {where} ({format_bytes(max(freed, 0))} freed).")
+        self._sync_fallback()
+        return removed
 
     def __repr__(self) -> str:  # text/plain of the saved output
         return f"<PipelineWidget of {self.head}>"

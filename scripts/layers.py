@@ -61,7 +61,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "context",
         ],
     ),
-    ("plan", ["redefined", "staleness", "map_plan", "plan", "accept"]),
+    ("plan", ["redefined", "staleness", "map_plan", "plan", "group_view", "accept"]),
     (
         "execution",
         [

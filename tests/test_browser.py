@@ -345,3 +345,79 @@ def test_the_stop_button_shows_an_interrupt_and_the_next_run_resumes(lab, page):
     expect(resumed).to_contain_text(f"{8 - done}/{8 - done} steps, done")
     expect(cells.nth(2).locator(".jp-OutputArea-output").last).to_have_text("7")
     _shoot(page, "browser-light-resumed.png")
+
+
+# -- a mapped step: one group row / one stacked node, expanded on request, light and dark ----------------------
+MAPPED = [
+    """from job_orchestra import Context, Step
+class Fold(Step):
+    def __init__(self, k=0, **kwargs):
+        super().__init__(**kwargs)
+        self.k = k
+    def run(self):
+        return self.k
+class Report(Step):
+    def run(self, folds):
+        return sum(folds)
+ctx = Context()
+folds = Fold.map(k=range(20), ctx=ctx, name_alias="cv_fold")
+for item in folds.items[:7]:
+    item.materialize()
+head = Report(depends_on=[folds], ctx=ctx)
+head.execution_plan()""",
+    "head.dependency_graph()",
+    "head.dependency_graph(expand=True)",
+]
+
+
+def _luminance(css_rgb: str) -> float:
+    r, g, b = (int(v) for v in re.findall(r"\d+", css_rgb)[:3])
+    return (0.2126 * r + 0.7152 * g + 0.0722 * b) / 255
+
+
+@pytest.mark.parametrize("theme", ["JupyterLab Light", "JupyterLab Dark"])
+def test_a_mapped_step_is_one_group_in_the_plan_and_the_graph(lab, page, theme, tmp_path):
+    lab.set_theme(theme)
+    dark = "Dark" in theme
+    try:
+        panel = _open(page, lab, _write_notebook(lab, MAPPED))
+        _run_all(page, panel)
+        _wait_done(panel, len(MAPPED))
+        expect(page.locator("body")).to_have_attribute("data-jp-theme-light", "false" if dark else "true")
+        cells = panel.locator(".jp-CodeCell")
+        plan = cells.nth(0).locator("table.jo-plan-table")
+        group = plan.locator("tr.jo-group-row[data-group='cv_fold']")
+        expect(group.locator(".jo-counts")).to_have_text("\u00d720: 7 cached, 13 to run")
+        expect(plan.locator(":scope > tbody > tr")).to_have_count(2)  # the group and Report: no item rows
+        first_item = group.locator("tr[data-step='cv_fold[0]']")
+        expect(first_item).to_be_hidden()  # collapsed: 20 items > the 12 shown open
+        summary = group.locator("summary.jo-group-head")
+        expect(summary).to_have_css("cursor", "pointer")
+        colour = summary.evaluate("e => getComputedStyle(e).color")
+        assert (_luminance(colour) > 0.6) is dark  # the counts follow the theme's text colour: readable on both
+        expect(group.locator("span[title='cached']").first).to_have_css("color", "rgb(27, 27, 27)")
+        cells.nth(0).scroll_into_view_if_needed()
+        expect(page.locator("#jupyterlab-splash")).to_have_count(0)
+        page.screenshot(path=str(tmp_path / "plan-collapsed.png"))
+        summary.click()  # a <details>: opens without any script (works in untrusted notebooks too)
+        expect(first_item).to_be_visible()
+        expect(group.locator("table.jo-group-items tr[data-step]")).to_have_count(20)
+        expect(group.locator("tr[data-step='cv_fold[7]'] span[title='runs on materialize()']")).to_be_visible()
+        page.screenshot(path=str(tmp_path / "plan-expanded.png"))
+
+        # The graph (an <img> of image/svg+xml): one stacked node by default, every item with expand=True.
+        images = panel.locator(".jp-OutputArea-output[data-mime-type='image/svg+xml'] img")
+        expect(images).to_have_count(2)
+        collapsed = urllib.parse.unquote(images.nth(0).get_attribute("src"))
+        expanded = urllib.parse.unquote(images.nth(1).get_attribute("src"))
+        assert 'id="group&#45;cv_fold"' in collapsed and "step&#45;cv_fold[" not in collapsed
+        assert "20: 7 cached, 13 to run" in collapsed
+        assert expanded.count('id="step&#45;cv_fold[') == 20 and 'id="cluster&#45;cv_fold"' in expanded
+        heights = [images.nth(i).evaluate("e => e.naturalHeight") for i in range(2)]
+        assert heights[1] > 3 * heights[0] > 0  # the items stack up when drawn
+        images.nth(0).scroll_into_view_if_needed()
+        page.screenshot(path=str(tmp_path / "graph-collapsed.png"))
+        images.nth(1).scroll_into_view_if_needed()
+        page.screenshot(path=str(tmp_path / "graph-expanded.png"))
+    finally:
+        lab.set_theme("JupyterLab Light")
