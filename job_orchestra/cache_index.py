@@ -18,7 +18,7 @@ from typing import Any
 
 from .errors import CacheError, UntrustedCacheError
 from .lazy import LazyEntry
-from .manifest import _ENTRY, _check_fields, _check_key, decode_key, encode_key, signature
+from .manifest import _ENTRY, _check_fields, _check_key, decode_key, encode_key, entry_record, signature
 from .snapshot_load import _EntryLoader
 from .stores import Store
 
@@ -71,15 +71,8 @@ def record_bytes(record: dict[str, Any], secret: bytes | None) -> bytes:
 
 def new_record(key: Any, file: str, size: int, sha256: str, value: Any, fingerprint: str, seconds: float | None):
     """The record of a value just written to ``file``."""
-    record = encode_key(key)
-    record.update(
-        file=file,
-        size=size,
-        sha256=sha256,
-        type=f"{type(value).__module__}.{type(value).__qualname__}",
-        fingerprint=fingerprint,
-        written=time.time(),
-    )
+    record = entry_record(key, file, size, sha256, value, fingerprint)
+    record["written"] = time.time()
     if seconds is not None:
         record["seconds"] = seconds
     return record

@@ -203,6 +203,19 @@ def encode_key(key: Any) -> dict[str, Any]:
     return {"key": repr(key), "key_type": "dill", "key_dill": data.hex(), "key_sha256": digest}
 
 
+def entry_record(key: Any, file: str, size: int, sha256: str, value: Any, fingerprint: str | None) -> dict[str, Any]:
+    """The fields that describe one stored value, shared by snapshot manifests and cache index records."""
+    record = encode_key(key)
+    record.update(
+        file=file,
+        size=size,
+        sha256=sha256,
+        type=f"{type(value).__module__}.{type(value).__qualname__}",
+        fingerprint=fingerprint,
+    )
+    return record
+
+
 def decode_key(record: dict[str, Any], where: str) -> Any:
     """The key of a checked manifest entry; a pickled key is unpickled only once its checksum matches."""
     if record["key_type"] != "dill":

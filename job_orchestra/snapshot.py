@@ -35,7 +35,7 @@ from .manifest import (
     SIGNATURE_SCHEME,
     check_key,
     check_path,
-    encode_key,
+    entry_record,
     looks_like_manifest,
     signature,
 )
@@ -251,14 +251,7 @@ def store(
                     f"{str(target)!r}. Remove the entry, or hide it from snapshots with a key starting with '.'.",
                     k,
                 ) from exc
-            record = encode_key(k)
-            record.update(
-                file=file,
-                size=size,
-                sha256=digest,
-                type=f"{type(value).__module__}.{type(value).__qualname__}",
-                fingerprint=ctx.fingerprint(k),
-            )
+            record = entry_record(k, file, size, digest, value, ctx.fingerprint(k))
             if record["fingerprint"] is None:  # a value put in by hand: keep the hash of its content
                 record["given"] = ctx._value_token(k)
             elif ctx.last_duration(k) is not None:  # how long its run took, for the displays
