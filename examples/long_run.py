@@ -3,14 +3,20 @@
     python long_run.py CACHE_DIR          # runs the pipeline on Context.open(CACHE_DIR)
     CRASH_IN=Bake python long_run.py DIR  # ... and dies with os._exit(137) inside the step Bake
 
+The notebook's last part crashes its own kernel: ``new_cache()`` makes a fresh cache directory and notes
+where, so that ``last_cache()`` finds it again in the kernel Jupyter starts in the dead one's place.
+
 ``os._exit`` ends the process at once, as the out-of-memory killer or a crashed kernel would: no cleanup,
 no ``finally``, nothing flushed but what was already written.
 """
 
 from __future__ import annotations
 
+import getpass
 import os
 import sys
+import tempfile
+from pathlib import Path
 
 from job_orchestra import Context, Step
 
@@ -57,6 +63,22 @@ def build(ctx: Context, rows: int = 1000) -> Step:
     return Report(
         depends_on=Bake(depends_on=Features(depends_on=Clean(depends_on=fetch, ctx=ctx), ctx=ctx), ctx=ctx), ctx=ctx
     )
+
+
+# Where the notebook's kernel-crash part keeps its cache directory's name: in the temporary directory, per user.
+_POINTER = Path(tempfile.gettempdir()) / f"job-orchestra-example-05-{getpass.getuser()}.txt"
+
+
+def new_cache() -> str:
+    """A fresh, empty cache directory for one run of the notebook, noted for ``last_cache()``."""
+    path = os.path.join(tempfile.mkdtemp(prefix="jo-example-05-"), "cache")
+    _POINTER.write_text(path, encoding="utf-8")
+    return path
+
+
+def last_cache() -> str:
+    """The directory ``new_cache()`` made last, found again after a kernel restart."""
+    return _POINTER.read_text(encoding="utf-8")
 
 
 if __name__ == "__main__":
