@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
-from . import map_plan, rendering
+from . import map_plan, plan_memo, rendering
 from .graph import PipelineGraph, collect, gc_paused
 from .map_plan import GroupSummary
 from .redefined import find_redefined
@@ -134,7 +134,11 @@ def availability(step: Step, name: str) -> Availability:
     return Availability.AVAILABLE if name in ctx else Availability.MISSING
 
 
-def _rows(graph: PipelineGraph, policy: str) -> tuple[list[PlanRow], _Fingerprints | None]:
+def _rows(graph: PipelineGraph, policy: str) -> tuple[list[PlanRow], _Fingerprints | None, list[str] | None]:
+    """The rows of a plan (before map annotations), its fingerprints and, when known, the names to run."""
+    found = plan_memo.lookup(graph, policy)
+    if found is not None:
+        return found
     steps, deps = graph.steps, graph.deps
     available, missing, no_context = Availability.AVAILABLE, Availability.MISSING, Availability.NO_CONTEXT
     avail: dict[str, Availability] = {}
@@ -148,6 +152,7 @@ def _rows(graph: PipelineGraph, policy: str) -> tuple[list[PlanRow], _Fingerprin
             avail[name] = available if name in ctx else missing
     reasons: dict[str, str] = {}
     fingerprints = None
+    stale = unsure = {}
     if has_ctx:
         fingerprints, stale, unsure = fingerprint_pass(graph, avail, available, policy)
         for name in stale:
@@ -179,7 +184,8 @@ def _rows(graph: PipelineGraph, policy: str) -> tuple[list[PlanRow], _Fingerprin
         ]
     last = rows[-1]  # the head comes last
     rows[-1] = last._replace(schedule=Schedule.HEAD)
-    return rows, fingerprints
+    plan_memo.remember_plan(graph, policy, rows, fingerprints, stale, unsure)
+    return rows, fingerprints, None
 
 
 class ExecutionPlan:
@@ -206,6 +212,7 @@ class ExecutionPlan:
         self.redefined: dict[str, str] = {}
         """``{name: reason}``: steps built from a class defined again since (see :mod:`.redefined`)."""
         self._groups: dict[str, GroupSummary] | None = None
+        self._to_run: list[str] | None = None  # computed with the rows when known (see plan_memo)
 
     @classmethod
     def of(cls, head: Step, *, stale: StalePolicy | None = None) -> ExecutionPlan:
@@ -220,9 +227,10 @@ class ExecutionPlan:
         """The plan of an already collected graph. ``stale``: "rerun" (default) or "use" (1.1 behaviour)."""
         policy = check_stale_policy(stale)
         with gc_paused():  # the fingerprint pass runs no user code but the pickling of odd parameters
-            rows, fingerprints = _rows(graph, policy)
+            rows, fingerprints, to_run = _rows(graph, policy)
             rows = map_plan.annotate(graph.steps, rows)
             plan = cls(head, graph, rows, fingerprints, policy)
+            plan._to_run = to_run
         plan.redefined = find_redefined(graph)
         return plan
 
@@ -266,6 +274,8 @@ class ExecutionPlan:
     @property
     def to_run(self) -> list[str]:
         """Names of the steps ``materialize()`` will run, in execution order."""
+        if self._to_run is not None:
+            return list(self._to_run)
         return [row.name for row in self.rows if row.runs]
 
     def __iter__(self) -> Iterator[PlanRow]:
