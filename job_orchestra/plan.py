@@ -134,8 +134,33 @@ def availability(step: Step, name: str) -> Availability:
     return Availability.AVAILABLE if name in ctx else Availability.MISSING
 
 
-def _rows(graph: PipelineGraph, policy: str) -> tuple[list[PlanRow], _Fingerprints | None, list[str] | None]:
-    """The rows of a plan (before map annotations), its fingerprints and, when known, the names to run."""
+class _RowSource(NamedTuple):
+    """What a plan's rows are made of, kept instead of the rows until someone reads them: a run needs only
+    the names to run, and 100,000 row tuples would be so many more objects for the garbage collector."""
+
+    names: list[str]
+    classes: list[str]
+    avail: dict[str, Availability]
+    needed: set[str]
+    reasons: dict[str, str]
+
+    def rows(self) -> list[PlanRow]:
+        """One row per step in execution order (the head last, marked (H)), without map annotations."""
+        avail, needed, reasons = self.avail, self.needed, self.reasons
+        usable = (Availability.AVAILABLE, Availability.UNSURE)
+        run, skip = Schedule.RUN, Schedule.SKIP
+        get_reason = reasons.get
+        rows = [
+            PlanRow(name, kind, a, run if name in needed and a not in usable else skip, get_reason(name))
+            for name, kind in zip(self.names, self.classes)
+            for a in (avail[name],)
+        ]
+        rows[-1] = rows[-1]._replace(schedule=Schedule.HEAD)  # the head comes last
+        return rows
+
+
+def _rows(graph: PipelineGraph, policy: str) -> tuple[_RowSource, _Fingerprints | None, list[str]]:
+    """What the rows of a plan are made of, its fingerprints and the names ``materialize()`` will run."""
     found = plan_memo.lookup(graph, policy)
     if found is not None:
         return found
@@ -168,24 +193,11 @@ def _rows(graph: PipelineGraph, policy: str) -> tuple[list[PlanRow], _Fingerprin
     for name in reversed(steps):  # consumers come before their dependencies
         if name in needed and avail[name] not in usable:
             needed.update(deps[name])
-    run, skip = Schedule.RUN, Schedule.SKIP
-    if reasons:
-        get_reason = reasons.get
-        rows = [
-            PlanRow(name, type(step).__name__, a, run if name in needed and a not in usable else skip, get_reason(name))
-            for name, step in steps.items()
-            for a in (avail[name],)
-        ]
-    else:
-        rows = [
-            PlanRow(name, type(step).__name__, a, run if name in needed and a is not available else skip)
-            for name, step in steps.items()
-            for a in (avail[name],)
-        ]
-    last = rows[-1]  # the head comes last
-    rows[-1] = last._replace(schedule=Schedule.HEAD)
-    plan_memo.remember_plan(graph, policy, rows, fingerprints, stale, unsure)
-    return rows, fingerprints, None
+    to_run = [name for name in steps if name in needed and avail[name] not in usable]  # as PlanRow.runs
+    names = list(steps)
+    source = _RowSource(names, [type(step).__name__ for step in steps.values()], avail, needed, reasons)
+    plan_memo.remember_plan(graph, policy, source, to_run, fingerprints, stale, unsure)
+    return source, fingerprints, to_run
 
 
 class ExecutionPlan:
@@ -206,7 +218,8 @@ class ExecutionPlan:
     ) -> None:
         self.head = head
         self.graph = graph
-        self.rows = rows
+        self._rows = rows
+        self._source: _RowSource | None = None  # rows not built yet (see rows)
         self.stale = stale
         self._fp = fingerprints
         self.redefined: dict[str, str] = {}
@@ -227,12 +240,31 @@ class ExecutionPlan:
         """The plan of an already collected graph. ``stale``: "rerun" (default) or "use" (1.1 behaviour)."""
         policy = check_stale_policy(stale)
         with gc_paused():  # the fingerprint pass runs no user code but the pickling of odd parameters
-            rows, fingerprints, to_run = _rows(graph, policy)
-            rows = map_plan.annotate(graph.steps, rows)
-            plan = cls(head, graph, rows, fingerprints, policy)
+            source, fingerprints, to_run = _rows(graph, policy)
+            rows = None
+            if map_plan.GROUPS and map_plan.groups_in(graph.steps):  # annotated as the groups stand now
+                rows = map_plan.annotate(graph.steps, source.rows())
+            plan = cls(head, graph, rows, fingerprints, policy)  # type: ignore[arg-type]
+            plan._source = source
             plan._to_run = to_run
         plan.redefined = find_redefined(graph)
         return plan
+
+    @property
+    def rows(self) -> list[PlanRow]:
+        """One :class:`PlanRow` per step, in execution order (built on first use: a run does not need them)."""
+        if self._rows is None:
+            source = self._source
+            if source is None:
+                return []
+            with gc_paused():
+                self._rows = source.rows()
+        return self._rows
+
+    @rows.setter
+    def rows(self, rows: list[PlanRow]) -> None:
+        self._rows = rows
+        self._to_run = None
 
     def refresh(self) -> ExecutionPlan:
         """The plan of the same head as it stands now (after a run, or a change to a Context)."""

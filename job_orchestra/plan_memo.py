@@ -78,9 +78,10 @@ class _Memo:
     )
 
 
-def lookup(graph: Any, policy: str) -> tuple[list, Fingerprints | None, list[str]] | None:
+def lookup(graph: Any, policy: str) -> tuple[Any, Fingerprints | None, list[str]] | None:
     """``(rows, fingerprints, to_run)`` of the last plan of ``graph`` if every input of its pass is proven
-    unchanged (fresh copies: a run may update the fingerprints), else None."""
+    unchanged, else None (``rows``: what the plan builds its rows from, never changed; the fingerprints are
+    a fresh copy, since a run updates them)."""
     token = graph.token
     memo = token.memo.get(policy) if token is not None and token.memo and _ENABLED[0] else None
     if memo is None:
@@ -99,7 +100,7 @@ def lookup(graph: Any, policy: str) -> tuple[list, Fingerprints | None, list[str
     fingerprints = None
     if fp is not None:
         fingerprints = _copy(fp, files, graph.deps)
-    return list(memo.rows), fingerprints, memo.to_run
+    return memo.rows, fingerprints, memo.to_run
 
 
 def _same_inputs(memo: _Memo, steps: list) -> bool:
@@ -161,7 +162,7 @@ def _copy(fp: Fingerprints, files: dict | None, deps: dict) -> Fingerprints:
 
 
 def remember_plan(
-    graph: Any, policy: str, rows: list, fingerprints: Fingerprints | None, stale: dict, unsure: dict
+    graph: Any, policy: str, rows: Any, to_run: list[str], fingerprints: Fingerprints | None, stale: dict, unsure: dict
 ) -> None:
     """Keep what the full pass of ``graph`` read and found, when the checks of :func:`lookup` cover it all."""
     token = graph.token
@@ -173,8 +174,8 @@ def remember_plan(
     steps = list(graph.steps.values())
     memo = _Memo()
     memo.ctxs = ctxs = list(map(_get_ctx, steps))
-    memo.rows = tuple(rows)
-    memo.to_run = [row.name for row in rows if row.runs]
+    memo.rows = rows
+    memo.to_run = list(to_run)
     memo.fingerprints = None if fingerprints is None else _copy(fingerprints, None, graph.deps)
     memo.groups, memo.params, memo.runs, memo.classes, memo.files = [], [], [], [], []
     if fingerprints is not None:
