@@ -13,7 +13,18 @@ import pytest
 
 from job_orchestra import Context, Step
 
-LATER = ["socket", "_socket", "importlib.metadata", "IPython", "ipywidgets", "dill", "numpy", "pandas"]
+LATER = [
+    "socket",
+    "_socket",
+    "platform",
+    "datetime",
+    "importlib.metadata",
+    "IPython",
+    "ipywidgets",
+    "dill",
+    "numpy",
+    "pandas",
+]
 
 
 def test_import_loads_none_of_the_modules_paid_for_on_first_use():
