@@ -29,14 +29,15 @@ RESERVED_NAMES = frozenset({"context_meta"})
 def check_declarations(graph: PipelineGraph) -> None:
     """Refuse half-initialized steps and step names a Context reserves, before the plan reads any Context."""
     for step in graph.steps.values():
-        attrs = step.__dict__
-        if "ctx" not in attrs or "dependencies" not in attrs or "name_alias" not in attrs:
+        try:  # attribute reads, not step.__dict__: that would build a dict object for each step
+            step.ctx, step.dependencies, step.name_alias  # noqa: B018
+        except AttributeError:
             for missing in _STEP_ATTRIBUTES:
                 if not hasattr(step, missing):
                     raise InvalidStepError(
                         f"A {type(step).__name__} step has no .{missing}: its __init__ does not call "
                         "super().__init__(depends_on=..., ctx=..., name_alias=...). Add that call."
-                    )
+                    ) from None
     for name in RESERVED_NAMES:
         step = graph.steps.get(name)
         if step is not None and step.ctx is not None:
@@ -71,6 +72,17 @@ def _run_problem(step: Step) -> str | None:
     return None
 
 
+def _own_run(step: Step) -> bool:
+    """True unless ``step.run`` is its class's ``run`` bound to it (read without building ``step.__dict__``)."""
+    try:
+        bound = step.run
+    except Exception:  # let the full check say what is wrong
+        return True
+    return getattr(bound, "__self__", None) is not step or getattr(bound, "__func__", None) is not getattr(
+        type(step), "run", None
+    )
+
+
 def check_runnable(graph: PipelineGraph, names: Iterable[str]) -> None:
     """Refuse, before anything runs, a step whose ``run`` is missing, not a plain method, or cannot take
     its inputs."""
@@ -79,7 +91,7 @@ def check_runnable(graph: PipelineGraph, names: Iterable[str]) -> None:
         step = graph.steps[name]
         kind = type(step)
         n_inputs = len(graph.deps[name])
-        if (kind, n_inputs) in checked and "run" not in vars(step):
+        if (kind, n_inputs) in checked and not _own_run(step):
             continue
         problem = _run_problem(step)
         if problem == _NO_RUN:

@@ -21,7 +21,6 @@ import builtins
 import enum
 import functools
 import io
-import socket
 import sys
 import threading
 import types
@@ -61,8 +60,14 @@ _IGNORED_CLASS_ATTRS = frozenset(
     }
 )
 _IMMUTABLE = (type(None), bool, int, float, complex, str, bytes, range)
-_UNTELLABLE = (io.IOBase, socket.socket, types.GeneratorType)
-"""Module-level objects whose content the code may read but nothing can hash: the plan says [?]."""
+_UNTELLABLE = (io.IOBase, types.GeneratorType)
+"""Module-level objects whose content the code may read but nothing can hash: the plan says [?] (and
+sockets: see :func:`_untellable`)."""
+
+
+def _untellable(obj: object) -> bool:
+    sockets = sys.modules.get("_socket")  # not loaded: no socket exists (see value_hash.no_stable_state)
+    return isinstance(obj, _UNTELLABLE) or (sockets is not None and isinstance(obj, sockets.socket))
 
 
 def _is_immutable(obj: object, depth: int = 0) -> bool:
@@ -145,7 +150,8 @@ def _describe(obj: object) -> str:
     """A short phrase for a value that cannot be hashed: "an open file", "a socket", "a Lock"."""
     if isinstance(obj, io.IOBase):
         return "an open file" if not getattr(obj, "closed", False) else "a closed file"
-    if isinstance(obj, socket.socket):
+    sockets = sys.modules.get("_socket")
+    if sockets is not None and isinstance(obj, sockets.socket):
         return "a socket"
     name = type(obj).__qualname__
     return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name} (it cannot be pickled)"
@@ -292,7 +298,7 @@ class _Walker:
                 self.add_value_into(vh, content, f"closure variable {var} of {label}")
             else:  # a library's object (an Event, a client): by type, as at module level
                 h.update(f"instance of {type(content).__module__}.{type(content).__qualname__}".encode())
-                if isinstance(content, _UNTELLABLE):
+                if _untellable(content):
                     self.doubts.append(f"closure variable {var} of {label} is {_describe(content)}")
         wrapped = getattr(fn, "__wrapped__", None)
         if isinstance(wrapped, (types.FunctionType, type)):
@@ -342,7 +348,7 @@ class _Walker:
                 self.add_value_into(ValueHasher(h, code_digest), obj, label)
             else:  # a library's object (a logger, a lock, a client): by type, see the docs' table
                 h.update(f"instance of {type(obj).__module__}.{type(obj).__qualname__}".encode())
-                if isinstance(obj, _UNTELLABLE):  # what the code reads from it cannot be known: say so
+                if _untellable(obj):  # what the code reads from it cannot be known: say so
                     self.doubts.append(f"{label} is {_describe(obj)}")
             self.add_part(label, h)
 

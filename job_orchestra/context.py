@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import datetime
 import functools
 import os
-import platform
 import threading
+import time
 from collections.abc import Iterator
 from os import PathLike
 from typing import TYPE_CHECKING, Any
@@ -35,10 +34,17 @@ def _version(dist: str) -> str | None:
         return None
 
 
+@functools.cache
+def _python_version() -> str:
+    import platform  # about a millisecond to import: paid by the first Context, not by `import`
+
+    return platform.python_version()
+
+
 def _context_meta() -> AttrDict:
     meta = AttrDict(
-        created_on=datetime.date.today().isoformat(),
-        python=platform.python_version(),
+        created_on=time.strftime("%Y-%m-%d"),  # today's local date, as datetime.date.today().isoformat()
+        python=_python_version(),
         job_orchestra=_version("job-orchestra"),
     )
     sklearn = _version("scikit-learn")

@@ -12,7 +12,7 @@ import heapq
 import inspect
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from . import graph_cache
@@ -92,6 +92,9 @@ class PipelineGraph:
     """Every step of the graph by name, in execution order (dependencies before their consumers)."""
     deps: dict[str, tuple[str, ...]]
     """The names of each step's direct dependencies, in ``depends_on`` order (keys in no special order)."""
+    token: Any = field(default=None, repr=False)
+    """The remembered walk this graph came from (:mod:`.graph_cache`), or None: the same token means the
+    same steps, names and dependencies, so a plan may reuse what it found (see :mod:`.plan_memo`)."""
 
     @property
     def order(self) -> list[str]:
@@ -162,10 +165,10 @@ def _collect(head: Node) -> PipelineGraph:
     head_name = head._name
     cached = graph_cache.lookup(head)
     if cached is not None:
-        order, steps, deps = cached
+        order, steps, deps, entry = cached
         by_order = dict(zip(order, steps))
         by_order[head_name] = head
-        return PipelineGraph(head_name, by_order, dict(deps))
+        return PipelineGraph(head_name, by_order, dict(deps), entry)
     name_of: dict[int, str] = {id(head): head_name}  # every step seen, by identity
     by_name: dict[str, Node] = {head_name: head}
     deps_by_name: dict[str, tuple[str, ...]] = {}
@@ -194,9 +197,8 @@ def _collect(head: Node) -> PipelineGraph:
         raise DuplicateStepName(_duplicate_message(duplicates, head), sorted(duplicates))
 
     ordered = _execution_order(head_name, deps_by_name)
-    graph = PipelineGraph(head_name, {n: by_name[n] for n in ordered}, deps_by_name)
-    graph_cache.remember(head, ordered[:-1], [by_name[n] for n in ordered[:-1]], dict(deps_by_name))
-    return graph
+    entry = graph_cache.remember(head, ordered[:-1], [by_name[n] for n in ordered[:-1]], dict(deps_by_name))
+    return PipelineGraph(head_name, {n: by_name[n] for n in ordered}, deps_by_name, entry)
 
 
 def _dependencies_as_list(step: Node) -> list:

@@ -31,7 +31,7 @@ class _Entry:
     """What one walk read (``steps`` without the head, so the cache keeps the head only weakly). The ids are
     of objects the entry keeps alive (steps and classes), so no other object can take them."""
 
-    __slots__ = ("aliases", "dep_counts", "dep_ids", "deps", "order", "steps", "type_ids", "type_names")
+    __slots__ = ("aliases", "dep_counts", "dep_ids", "deps", "memo", "order", "steps", "type_ids", "type_names")
 
     def __init__(self, order: list[str], steps: list[Any], deps: dict[str, tuple[str, ...]], head: Any) -> None:
         everyone = [*steps, head]
@@ -45,6 +45,7 @@ class _Entry:
         self.aliases = list(map(_get_alias, everyone))
         self.type_ids = list(map(id, types))
         self.type_names = [(t, t._default_name, t.__name__) for t in dict.fromkeys(types)]
+        self.memo: Any = None  # per stale policy, what the last plan of this graph read and found (plan_memo)
 
 
 def enabled(on: bool | None = None) -> bool:
@@ -60,8 +61,9 @@ def clear() -> None:
     _CACHE.clear()
 
 
-def lookup(head: Any) -> tuple[list[str], list[Any], dict[str, tuple[str, ...]]] | None:
-    """``(order, steps in order without the head, deps)`` of the last walk of ``head``, if still exact."""
+def lookup(head: Any) -> tuple[list[str], list[Any], dict[str, tuple[str, ...]], _Entry] | None:
+    """``(order, steps in order without the head, deps, entry)`` of the last walk of ``head``, if still exact
+    (``entry`` stands for this exact graph: the plan memo is kept on it)."""
     found = _CACHE.get(id(head)) if _ENABLED[0] else None
     if found is None or found[0]() is not head:
         return None
@@ -85,16 +87,17 @@ def lookup(head: Any) -> tuple[list[str], list[Any], dict[str, tuple[str, ...]]]
             return None
     except Exception:  # whatever it is, a fresh walk raises it with the step named
         return None
-    return entry.order, entry.steps, entry.deps
+    return entry.order, entry.steps, entry.deps, entry
 
 
-def remember(head: Any, order: list[str], steps: list[Any], deps: dict[str, tuple[str, ...]]) -> None:
-    """Keep the walk of ``head`` (``steps`` in ``order``, without the head) for the next :func:`lookup`."""
+def remember(head: Any, order: list[str], steps: list[Any], deps: dict[str, tuple[str, ...]]) -> _Entry | None:
+    """Keep the walk of ``head`` (``steps`` in ``order``, without the head) for the next :func:`lookup`;
+    returns the entry kept (None when not kept)."""
     if not _ENABLED[0]:
-        return
+        return None
     entry = _Entry(order, steps, deps, head)
     if not set(map(type, entry.aliases)) <= _NAME_TYPES:
-        return
+        return None
     key = id(head)
 
     def forget(ref: weakref.ref, key: int = key) -> None:
@@ -105,8 +108,9 @@ def remember(head: Any, order: list[str], steps: list[Any], deps: dict[str, tupl
     try:
         ref = weakref.ref(head, forget)
     except TypeError:  # a node that cannot be weakly referenced is simply walked every time
-        return
+        return None
     _CACHE.pop(key, None)
     _CACHE[key] = (ref, entry)
     while len(_CACHE) > _KEEP:
         del _CACHE[next(iter(_CACHE))]
+    return entry

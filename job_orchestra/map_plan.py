@@ -122,6 +122,11 @@ def _groups_in(steps: dict[str, Node]) -> tuple[list[Any], dict[str, int]]:
     return here, position
 
 
+def groups_in(steps: dict[str, Node]) -> bool:
+    """Whether any mapped step's group is among ``steps``."""
+    return bool(_groups_in(steps)[0])
+
+
 def annotate(steps: dict[str, Node], rows: list) -> list:
     """``rows`` (in ``steps`` order) with ``group`` set on item rows and the placeholder reason on the rows of
     groups whose items are not known yet. One pass over each group's items, none over the other steps."""

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
-from . import map_plan, rendering
+from . import map_plan, plan_memo, rendering
 from .graph import PipelineGraph, collect, gc_paused
 from .map_plan import GroupSummary
 from .redefined import find_redefined
@@ -134,7 +134,36 @@ def availability(step: Step, name: str) -> Availability:
     return Availability.AVAILABLE if name in ctx else Availability.MISSING
 
 
-def _rows(graph: PipelineGraph, policy: str) -> tuple[list[PlanRow], _Fingerprints | None]:
+class _RowSource(NamedTuple):
+    """What a plan's rows are made of, kept instead of the rows until someone reads them: a run needs only
+    the names to run, and 100,000 row tuples would be so many more objects for the garbage collector."""
+
+    names: list[str]
+    classes: list[str]
+    avail: dict[str, Availability]
+    needed: set[str]
+    reasons: dict[str, str]
+
+    def rows(self) -> list[PlanRow]:
+        """One row per step in execution order (the head last, marked (H)), without map annotations."""
+        avail, needed, reasons = self.avail, self.needed, self.reasons
+        usable = (Availability.AVAILABLE, Availability.UNSURE)
+        run, skip = Schedule.RUN, Schedule.SKIP
+        get_reason = reasons.get
+        rows = [
+            PlanRow(name, kind, a, run if name in needed and a not in usable else skip, get_reason(name))
+            for name, kind in zip(self.names, self.classes)
+            for a in (avail[name],)
+        ]
+        rows[-1] = rows[-1]._replace(schedule=Schedule.HEAD)  # the head comes last
+        return rows
+
+
+def _rows(graph: PipelineGraph, policy: str) -> tuple[_RowSource, _Fingerprints | None, list[str]]:
+    """What the rows of a plan are made of, its fingerprints and the names ``materialize()`` will run."""
+    found = plan_memo.lookup(graph, policy)
+    if found is not None:
+        return found
     steps, deps = graph.steps, graph.deps
     available, missing, no_context = Availability.AVAILABLE, Availability.MISSING, Availability.NO_CONTEXT
     avail: dict[str, Availability] = {}
@@ -148,6 +177,7 @@ def _rows(graph: PipelineGraph, policy: str) -> tuple[list[PlanRow], _Fingerprin
             avail[name] = available if name in ctx else missing
     reasons: dict[str, str] = {}
     fingerprints = None
+    stale = unsure = {}
     if has_ctx:
         fingerprints, stale, unsure = fingerprint_pass(graph, avail, available, policy)
         for name in stale:
@@ -163,23 +193,11 @@ def _rows(graph: PipelineGraph, policy: str) -> tuple[list[PlanRow], _Fingerprin
     for name in reversed(steps):  # consumers come before their dependencies
         if name in needed and avail[name] not in usable:
             needed.update(deps[name])
-    run, skip = Schedule.RUN, Schedule.SKIP
-    if reasons:
-        get_reason = reasons.get
-        rows = [
-            PlanRow(name, type(step).__name__, a, run if name in needed and a not in usable else skip, get_reason(name))
-            for name, step in steps.items()
-            for a in (avail[name],)
-        ]
-    else:
-        rows = [
-            PlanRow(name, type(step).__name__, a, run if name in needed and a is not available else skip)
-            for name, step in steps.items()
-            for a in (avail[name],)
-        ]
-    last = rows[-1]  # the head comes last
-    rows[-1] = last._replace(schedule=Schedule.HEAD)
-    return rows, fingerprints
+    to_run = [name for name in steps if name in needed and avail[name] not in usable]  # as PlanRow.runs
+    names = list(steps)
+    source = _RowSource(names, [type(step).__name__ for step in steps.values()], avail, needed, reasons)
+    plan_memo.remember_plan(graph, policy, source, to_run, fingerprints, stale, unsure)
+    return source, fingerprints, to_run
 
 
 class ExecutionPlan:
@@ -200,12 +218,14 @@ class ExecutionPlan:
     ) -> None:
         self.head = head
         self.graph = graph
-        self.rows = rows
+        self._rows = rows
+        self._source: _RowSource | None = None  # rows not built yet (see rows)
         self.stale = stale
         self._fp = fingerprints
         self.redefined: dict[str, str] = {}
         """``{name: reason}``: steps built from a class defined again since (see :mod:`.redefined`)."""
         self._groups: dict[str, GroupSummary] | None = None
+        self._to_run: list[str] | None = None  # computed with the rows when known (see plan_memo)
 
     @classmethod
     def of(cls, head: Step, *, stale: StalePolicy | None = None) -> ExecutionPlan:
@@ -220,11 +240,31 @@ class ExecutionPlan:
         """The plan of an already collected graph. ``stale``: "rerun" (default) or "use" (1.1 behaviour)."""
         policy = check_stale_policy(stale)
         with gc_paused():  # the fingerprint pass runs no user code but the pickling of odd parameters
-            rows, fingerprints = _rows(graph, policy)
-            rows = map_plan.annotate(graph.steps, rows)
-            plan = cls(head, graph, rows, fingerprints, policy)
+            source, fingerprints, to_run = _rows(graph, policy)
+            rows = None
+            if map_plan.GROUPS and map_plan.groups_in(graph.steps):  # annotated as the groups stand now
+                rows = map_plan.annotate(graph.steps, source.rows())
+            plan = cls(head, graph, rows, fingerprints, policy)  # type: ignore[arg-type]
+            plan._source = source
+            plan._to_run = to_run
         plan.redefined = find_redefined(graph)
         return plan
+
+    @property
+    def rows(self) -> list[PlanRow]:
+        """One :class:`PlanRow` per step, in execution order (built on first use: a run does not need them)."""
+        if self._rows is None:
+            source = self._source
+            if source is None:
+                return []
+            with gc_paused():
+                self._rows = source.rows()
+        return self._rows
+
+    @rows.setter
+    def rows(self, rows: list[PlanRow]) -> None:
+        self._rows = rows
+        self._to_run = None
 
     def refresh(self) -> ExecutionPlan:
         """The plan of the same head as it stands now (after a run, or a change to a Context)."""
@@ -266,6 +306,8 @@ class ExecutionPlan:
     @property
     def to_run(self) -> list[str]:
         """Names of the steps ``materialize()`` will run, in execution order."""
+        if self._to_run is not None:
+            return list(self._to_run)
         return [row.name for row in self.rows if row.runs]
 
     def __iter__(self) -> Iterator[PlanRow]:

@@ -13,7 +13,6 @@ import enum
 import functools
 import io
 import pickle
-import socket
 import sys
 import threading
 import types
@@ -22,7 +21,7 @@ from typing import Any
 
 from .user_code import is_job_orchestra_class, is_user
 
-__all__ = ["ALGORITHM", "ValueHasher", "digest", "new_hasher"]
+__all__ = ["ALGORITHM", "ValueHasher", "digest", "new_hasher", "no_stable_state"]
 
 try:  # xxh3 hashes about 30 GB/s here, blake2b under 1.5 GB/s; both are good enough against accidents
     import xxhash
@@ -51,14 +50,27 @@ except ImportError:  # pragma: no cover - xxhash is a declared dependency
 _MAX_DEPTH = 64
 _NO_STABLE_STATE: tuple[type, ...] = (
     io.IOBase,
-    socket.socket,
     types.GeneratorType,
     types.CoroutineType,
     types.AsyncGeneratorType,
     type(threading.Lock()),
     type(threading.RLock()),
 )
-"""Values whose content cannot be told from the object (files, sockets, generators, locks): never hashed."""
+"""Values whose content cannot be told from the object (files, generators, locks, and sockets: see
+:func:`no_stable_state`): never hashed."""
+_WITH_SOCKETS: list[tuple[type, ...]] = []
+
+
+def no_stable_state() -> tuple[type, ...]:
+    """:data:`_NO_STABLE_STATE` with the socket type once the socket module is loaded: no socket exists before,
+    and importing it at start-up costs more than a check (every socket's type derives from ``_socket.socket``)."""
+    if _WITH_SOCKETS:
+        return _WITH_SOCKETS[0]
+    sockets = sys.modules.get("_socket")
+    if sockets is None:
+        return _NO_STABLE_STATE
+    _WITH_SOCKETS.append((*_NO_STABLE_STATE, sockets.socket))
+    return _WITH_SOCKETS[0]
 
 
 class ValueHasher:
@@ -185,7 +197,7 @@ class ValueHasher:
         self.tag(f"obj:{_type_name(cls)}")
         if is_user(cls) and isinstance(cls, type):
             self.tag(self.code_of(cls))
-        if isinstance(value, _NO_STABLE_STATE):  # dill would pickle a file by name and position: not content
+        if isinstance(value, no_stable_state()):  # dill would pickle a file by name and position: not content
             if self.on_fallback is not None:
                 self.on_fallback(value, TypeError(f"a {cls.__qualname__} has no stable content to hash"))
             self.tag(f"unhashable:{id(value)}")

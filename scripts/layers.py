@@ -61,7 +61,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "context",
         ],
     ),
-    ("plan", ["redefined", "staleness", "map_plan", "plan", "group_view", "accept"]),
+    ("plan", ["redefined", "staleness", "plan_memo", "map_plan", "plan", "group_view", "accept"]),
     (
         "execution",
         [
