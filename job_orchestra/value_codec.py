@@ -298,9 +298,13 @@ class _ViewFile:
 
 
 def decode(data: Any, record: dict[str, Any], *, persistent_load: Callable[[Any], Any] | None = None) -> Any:
-    """The value of a verified entry; arrays are built over ``data`` itself (keep it writable for writeable
-    arrays). Records without ``"format"`` are plain pickle streams, as written before out-of-band buffers."""
-    stream, buffers = _parts(memoryview(data).cast("B"), record)
+    """The value of a verified entry; arrays are built over ``data`` itself when it is writable (bytes are
+    copied once, so arrays come back writeable). Records without ``"format"`` are plain pickle streams, as
+    written before out-of-band buffers."""
+    view = memoryview(data).cast("B")
+    stream, buffers = _parts(view, record)
+    if buffers and view.readonly:  # (bytes from an object store) arrays over it would be read-only: copy once
+        stream, buffers = _parts(memoryview(bytearray(view)), record)
     unpickler = dill.Unpickler(_ViewFile(stream), buffers=buffers)
     if persistent_load is not None:
         unpickler.persistent_load = persistent_load  # type: ignore[method-assign]
