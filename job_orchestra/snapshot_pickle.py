@@ -104,6 +104,22 @@ def _plain_ndarray(obj: Any) -> bool:
     return numpy is not None and type(obj) is numpy.ndarray
 
 
+LARGE_BYTES = 1 << 20
+
+
+def _out_of_band(pickler: Any, obj: Any) -> Any:
+    """The protocol-5 reduction of a plain ndarray (its data as a PickleBuffer, not dill's in-band copy),
+    and, when the pickler keeps buffers out of band, of large bytes and bytearrays; else NotImplemented."""
+    kind = type(obj)
+    if kind is bytes or kind is bytearray:
+        if pickler._buffer_callback is None or len(obj) < LARGE_BYTES:
+            return NotImplemented
+        return kind, (pickle.PickleBuffer(obj),)  # loads as a copy of the buffer: bytes(view), bytearray(view)
+    if _plain_ndarray(obj):
+        return obj.__reduce_ex__(pickler.proto)
+    return NotImplemented
+
+
 class _Dispatch(safe_dill._Dispatch):
     """safe_dill's table, with the PickleBuffer saver that does not memoize an empty buffer."""
 
@@ -127,9 +143,8 @@ class Pickler(safe_dill.Pickler):
     dispatch = _Dispatch()
 
     def reducer_override(self, obj: Any) -> Any:
-        if _plain_ndarray(obj):  # numpy's own protocol-5 reduction: its data as a PickleBuffer (out of band
-            return obj.__reduce_ex__(self.proto)  # with a buffer_callback), not dill's in-band copy
-        return _reduction(obj, self.proto, self._hide)
+        reduction = _out_of_band(self, obj)
+        return _reduction(obj, self.proto, self._hide) if reduction is NotImplemented else reduction
 
 
 class CloudPickler(pickle._Pickler):
@@ -148,7 +163,9 @@ class CloudPickler(pickle._Pickler):
         self._hide = hide
 
     def reducer_override(self, obj: Any) -> Any:
-        reduction = _reduction(obj, self.proto, self._hide)
+        reduction = _out_of_band(self, obj)
+        if reduction is NotImplemented:
+            reduction = _reduction(obj, self.proto, self._hide)
         return cloudpickle.Pickler.reducer_override(self, obj) if reduction is NotImplemented else reduction
 
     dispatch = dict(pickle._Pickler.dispatch)  # dill has put its own dict saver there: see .safe_dill

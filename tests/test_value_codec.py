@@ -238,6 +238,20 @@ def test_large_arrays_are_out_of_band_aligned_and_built_over_the_memory_read(tmp
     assert back["frame"].equals(frame)
 
 
+@pytest.mark.parametrize("first", ["dill", "cloudpickle"])
+def test_large_bytes_go_out_of_band_and_come_back_equal_and_shared(tmp_path, first):
+    blob = bytes(range(256)) * 8192  # 2 MiB
+    mutable = bytearray(blob[::-1])
+    value = {"blob": blob, "again": blob, "mutable": mutable, "small": b"x" * 10, "empty": b""}
+    encoded = value_codec.encode(value, first=first)
+    assert encoded.format == "oob1" and encoded.nbytes >= 2 * len(blob)
+    Context(v=value).store(tmp_path / first)
+    back = Context.load(tmp_path / first)["v"]
+    assert back == value and type(back["mutable"]) is bytearray and type(back["blob"]) is bytes
+    assert back["blob"] is back["again"]
+    back["mutable"][0] ^= 1  # a bytearray of its own
+
+
 def test_small_values_stay_plain_pickle_streams(tmp_path):
     Context(n=1, text="x" * 100, small=np.arange(10)).store(tmp_path / "s")
     for record in json.loads((tmp_path / "s" / "manifest.json").read_text())["entries"]:
