@@ -417,3 +417,16 @@ def test_old_snapshot_entries_are_still_checked(tmp_path):
     path.write_bytes(bytes(data))
     with pytest.raises(SnapshotError, match="'array' is damaged: its SHA-256 checksum does not match"):
         Context.load(tmp_path / "s")["array"]
+
+
+@pytest.mark.parametrize("where", ["s3", "memory"])
+def test_object_store_caches_round_trip_out_of_band_values(request, where):
+    pytest.importorskip("fsspec")
+    url = request.getfixturevalue("s3_url") if where == "s3" else f"memory://jo-codec-{random.getrandbits(48):012x}"
+    trust = {"trust": True} if where == "s3" else {}
+    value = shared({"frame": pd.DataFrame({"a": np.arange(20_000) / 3}), "f": np.ones((300, 20), order="F")})
+    Context.open(url, **trust)._put_result("v", value, "0" * 32 + ":s3")
+    back = Context.open(url, **trust)["v"]
+    assert same(value, back)
+    check_shared(back)
+    assert back["value"]["f"].flags.writeable and back["value"]["f"].flags.f_contiguous
