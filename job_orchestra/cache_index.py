@@ -18,7 +18,7 @@ import time
 from typing import Any
 
 from . import value_codec
-from .errors import CacheError, UntrustedCacheError
+from .errors import CacheError, StorePathError, UntrustedCacheError
 from .lazy import LazyEntry
 from .manifest import _ENTRY, _check_fields, _check_key, decode_key, encode_key, entry_record, signature
 from .snapshot_load import _EntryLoader
@@ -130,10 +130,12 @@ class StoreLoader(_EntryLoader):
         hasher = value_codec.hasher_for(self.record, self.record["size"])
         try:
             if isinstance(self.store, LocalStore):
-                data = self.store.read_into(name, value_codec.allocate, on_chunk=hasher.update)
+                data = self.store.read_into(name, value_codec.allocate, hasher.update, size=self.record["size"])
                 computed: str | None = hasher.hexdigest()
             else:
                 data, computed = self.store.read(name), None
+        except StorePathError as exc:  # a link, not a regular file, or not of its size: never read
+            raise self._damaged(str(exc)) from None
         except FileNotFoundError:
             raise CacheError(
                 f"The cache {self.store.url}: the value file {name!r} of {self.label} is missing (pruned by "

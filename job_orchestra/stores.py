@@ -147,10 +147,13 @@ class LocalStore(Store):
         except UnsafeFile as exc:
             raise StorePathError(f"{rel!r} in the cache {self.url}: {exc}", rel) from None
 
-    def read_into(self, rel: str, allocate: Callable[[int], Any], on_chunk: Callable[[memoryview], None]) -> Any:
-        """The bytes at ``rel`` read once into ``allocate(size)``, each part passed to ``on_chunk`` as read."""
+    def read_into(
+        self, rel: str, allocate: Callable[[int], Any], on_chunk: Callable[[memoryview], None], size: int | None = None
+    ) -> Any:
+        """The bytes at ``rel`` read once into ``allocate(size)``, each part passed to ``on_chunk`` as read;
+        a file of another ``size`` than given is refused before it is read (StorePathError)."""
         try:
-            return read_into(self.root, check_rel(rel), allocate, on_chunk=on_chunk)
+            return read_into(self.root, check_rel(rel), allocate, size=size, on_chunk=on_chunk)
         except UnsafeFile as exc:
             raise StorePathError(f"{rel!r} in the cache {self.url}: {exc}", rel) from None
 
