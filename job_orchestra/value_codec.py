@@ -17,6 +17,7 @@ verified, so arrays come back writeable and without a copy. Nothing is unpickled
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import hmac
 import io
@@ -159,7 +160,9 @@ class Encoded:
 def _write_all(out: int | Any, chunk: memoryview) -> None:
     while chunk.nbytes:
         n = os.write(out, chunk) if isinstance(out, int) else out.write(chunk)
-        if n is None or n >= chunk.nbytes:
+        if n is None:  # a non-blocking file that took nothing: never drop bytes silently
+            raise BlockingIOError(errno.EAGAIN, "the file accepted no bytes (non-blocking); nothing more was written")
+        if n >= chunk.nbytes:
             return
         chunk = chunk[n:]
 
