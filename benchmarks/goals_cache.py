@@ -1,6 +1,6 @@
 """Issue 15: the cost of a persistent cache (``Context.open``) against memory and against raw pickle.
 
-- large values: writing a step's result through (pickle, SHA-256, fsync, rename, index record) against
+- large values: writing a step's result through (pickle, BLAKE3, fsync, rename, index record) against
   ``pickle.dump`` + ``fsync`` of the same value to a file in the same directory (goal: within 1.5x);
 - small values: the extra time per step of a 200-step chain on an opened cache against an in-memory Context
   (goal: under 1 ms per step), with raw ``pickle.dump`` + ``fsync`` of one small value for scale;
@@ -66,7 +66,7 @@ def large_row(quick: bool) -> dict:
         figure(ours),
         figure(raw),
         1.5,
-        "ours: ctx._put_result on an opened cache (pickle, SHA-256, fsync, rename, record); raw: pickle.dump "
+        "ours: ctx._put_result on an opened cache (pickle, BLAKE3, fsync, rename, record); raw: pickle.dump "
         "to an open file + fsync, same directory",
     ).as_dict()
 

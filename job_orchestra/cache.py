@@ -34,8 +34,9 @@ from .cache_index import (
 from .errors import CacheError, CacheWriteWarning, UntrustedCacheError
 from .manifest import MANIFEST, MAX_MANIFEST_BYTES, check_key, decode_key, parse
 from .snapshot_load import _check_signature
-from .snapshot_pickle import HashingWriter, is_hidden, rewinder, write
+from .snapshot_pickle import is_hidden
 from .stores import TEMP_SUFFIX, LocalStore, Store, open_store
+from .value_codec import encode
 
 if TYPE_CHECKING:
     from .context import Context
@@ -118,17 +119,16 @@ class CacheBinding:
             return
         kid, version = key_id(key), version_of(fingerprint)
         file = f"values/{kid}.{version}.{secrets.token_hex(8)}.dill"
-        result: list[HashingWriter] = []
+        written: list[tuple[int, dict[str, Any]]] = []
 
-        def fill(raw: Any) -> None:
-            writer = HashingWriter(raw)
-            write(value, writer, first="dill", reset=rewinder(raw, writer), hide=True)
-            result.append(writer)
+        def fill(out: Any) -> None:
+            encoded = encode(value, first="dill", hide=True)
+            written.append((encoded.nbytes, encoded.write_to(out)))
 
         try:
             self.store.write_from(file, fill)
-            writer = result[-1]
-            record = new_record(key, file, writer.size, writer.hash.hexdigest(), value, fingerprint, seconds)
+            size, fields = written[-1]
+            record = new_record(key, file, size, fields, value, fingerprint, seconds)
             self.store.write(record_rel(kid, version), record_bytes(record, self.secret))
         except Exception as exc:
             self.current.pop(key, None)

@@ -2,9 +2,10 @@
 
 A cache directory is a snapshot directory that may also hold ``cache.json`` (the marker), ``values/`` and
 ``index/`` (see docs/concepts/persistent-cache.md). A record has the fields of a snapshot manifest entry
-(key, file, size, sha256, type, fingerprint, seconds) plus ``written`` (a UNIX time) and, in a signed cache,
-``hmac``. The value file is written first under a name of its own, then its record: a record always names a
-complete value, and its size and SHA-256 (and the record's HMAC) are checked before anything is unpickled.
+(key, file, size, blake3 or sha256, format, type, fingerprint, seconds: see :mod:`job_orchestra.value_codec`)
+plus ``written`` (a UNIX time) and, in a signed cache, ``hmac``. The value file is written first under a name
+of its own, then its record: a record always names a complete value, and its size and checksum (and the
+record's HMAC) are checked before anything is unpickled.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ import re
 import time
 from typing import Any
 
-from .errors import CacheError, UntrustedCacheError
+from . import value_codec
+from .errors import CacheError, StorePathError, UntrustedCacheError
 from .lazy import LazyEntry
 from .manifest import _ENTRY, _check_fields, _check_key, decode_key, encode_key, entry_record, signature
 from .snapshot_load import _EntryLoader
-from .stores import Store
+from .stores import LocalStore, Store
 
 __all__ = ["CACHE_FORMAT", "MARKER", "key_id", "parse_record", "read_index", "record_bytes", "record_rel"]
 
@@ -69,9 +71,11 @@ def record_bytes(record: dict[str, Any], secret: bytes | None) -> bytes:
     return json.dumps(record, sort_keys=True).encode()
 
 
-def new_record(key: Any, file: str, size: int, sha256: str, value: Any, fingerprint: str, seconds: float | None):
+def new_record(
+    key: Any, file: str, size: int, digest: dict[str, Any] | str, value: Any, fingerprint: str, seconds: float | None
+):
     """The record of a value just written to ``file``."""
-    record = entry_record(key, file, size, sha256, value, fingerprint)
+    record = entry_record(key, file, size, digest, value, fingerprint)
     record["written"] = time.time()
     if seconds is not None:
         record["seconds"] = seconds
@@ -108,7 +112,7 @@ def parse_record(data: bytes, rel: str, url: str, secret: bytes | None) -> dict[
 
 
 class StoreLoader(_EntryLoader):
-    """Reads one cached value through a Store on first access: its bytes, their size and SHA-256, then dill."""
+    """Reads one cached value through a Store on first access: its bytes, their size and checksum, then dill."""
 
     def __init__(self, store: Store, record: dict[str, Any], label: str) -> None:
         super().__init__(_Where(store.url), record, label)
@@ -120,10 +124,18 @@ class StoreLoader(_EntryLoader):
             "of it was unpickled. Delete the entry with del ctx[key] (it is computed again), or restore the cache."
         )
 
-    def read(self) -> bytes:
+    def read(self) -> Any:
+        """The value file's verified bytes: on a local store read once into memory and hashed meanwhile."""
         name = self.record["file"]
+        hasher = value_codec.hasher_for(self.record, self.record["size"])
         try:
-            data = self.store.read(name)
+            if isinstance(self.store, LocalStore):
+                data = self.store.read_into(name, value_codec.allocate, hasher.update, size=self.record["size"])
+                computed: str | None = hasher.hexdigest()
+            else:
+                data, computed = self.store.read(name), None
+        except StorePathError as exc:  # a link, not a regular file, or not of its size: never read
+            raise self._damaged(str(exc)) from None
         except FileNotFoundError:
             raise CacheError(
                 f"The cache {self.store.url}: the value file {name!r} of {self.label} is missing (pruned by "
@@ -131,8 +143,9 @@ class StoreLoader(_EntryLoader):
             ) from None
         except (OSError, CacheError) as exc:
             raise CacheError(f"The cache {self.store.url}: {self.label} cannot be read: {exc}") from exc
-        if len(data) != self.record["size"] or hashlib.sha256(data).hexdigest() != self.record["sha256"]:
-            raise self._damaged("its size or SHA-256 checksum does not match its index record")
+        finally:
+            hasher.close()
+        self.check(data, computed)
         return data
 
 

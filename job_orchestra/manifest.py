@@ -26,7 +26,7 @@ from .errors import SnapshotError
 __all__ = ["FORMAT", "FORMAT_VERSION", "MAX_MANIFEST_BYTES", "decode_key", "encode_key", "parse"]
 
 FORMAT = "job-orchestra-snapshot"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: entries may be out-of-band ("format": "oob1") and checked with BLAKE3
 MAX_MANIFEST_BYTES = 1 << 26
 MANIFEST = "manifest.json"
 SIGNATURE = "manifest.hmac"
@@ -82,7 +82,9 @@ _TOP: dict[str, tuple[Check, str, bool]] = {
 _FILE_FIELDS: dict[str, tuple[Check, str, bool]] = {
     "file": (_file, "a plain file name such as 'entries/000001.dill' (no '..', '/', NUL, leading '.')", True),
     "size": (_size, "a byte count (an integer >= 0)", True),
-    "sha256": (_sha, "64 lowercase hexadecimal digits", True),
+    "sha256": (_sha, "64 lowercase hexadecimal digits", False),  # entries written before BLAKE3
+    "blake3": (_sha, "64 lowercase hexadecimal digits", False),
+    "format": (lambda v: v == "oob1", "'oob1' (an entry with out-of-band buffers)", False),
 }
 _ENTRY: dict[str, tuple[Check, str, bool]] = {
     "key": (lambda v: _str(v) or _is_int(v), "a string or an integer", True),
@@ -113,6 +115,8 @@ def _check_fields(obj: dict[str, Any], schema: dict[str, tuple[Check, str, bool]
             continue
         if not check(obj[field]):
             raise ValueError(f"{where}: {field!r} must be {what}, not {_show(obj[field])}")
+    if "blake3" in schema and "sha256" not in obj and "blake3" not in obj:
+        raise ValueError(f"{where} lacks a checksum (the field 'blake3', or 'sha256' in older entries)")
 
 
 def _show(value: object) -> str:
@@ -203,16 +207,17 @@ def encode_key(key: Any) -> dict[str, Any]:
     return {"key": repr(key), "key_type": "dill", "key_dill": data.hex(), "key_sha256": digest}
 
 
-def entry_record(key: Any, file: str, size: int, sha256: str, value: Any, fingerprint: str | None) -> dict[str, Any]:
-    """The fields that describe one stored value, shared by snapshot manifests and cache index records."""
+def entry_record(
+    key: Any, file: str, size: int, digest: dict[str, Any] | str, value: Any, fingerprint: str | None
+) -> dict[str, Any]:
+    """The fields that describe one stored value, shared by snapshot manifests and cache index records.
+
+    ``digest`` holds the fields ``value_codec`` returns ({"blake3": ..., "format": ...}); a plain string is
+    a SHA-256 in hex (entries written as plain pickle streams, as before out-of-band buffers)."""
     record = encode_key(key)
-    record.update(
-        file=file,
-        size=size,
-        sha256=sha256,
-        type=f"{type(value).__module__}.{type(value).__qualname__}",
-        fingerprint=fingerprint,
-    )
+    record.update(file=file, size=size)
+    record.update({"sha256": digest} if isinstance(digest, str) else digest)
+    record.update(type=f"{type(value).__module__}.{type(value).__qualname__}", fingerprint=fingerprint)
     return record
 
 

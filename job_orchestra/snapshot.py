@@ -50,7 +50,8 @@ from .snapshot_files import (
     rename_noreplace,
 )
 from .snapshot_load import load
-from .snapshot_pickle import HashingWriter, dump, is_hidden, rewinder, write
+from .snapshot_pickle import dump, is_hidden
+from .value_codec import encode
 
 if TYPE_CHECKING:
     from .context import Context
@@ -86,14 +87,14 @@ def _write_synced(file: Path, data: bytes) -> None:
         os.fsync(f.fileno())
 
 
-def _dump(value: Any, file: Path, *, context: Context | None = None) -> tuple[int, str]:
-    with open(file, "wb") as raw:
-        writer = HashingWriter(raw)
-        first = "cloudpickle" if context is not None else "dill"
-        write(value, writer, context=context, first=first, reset=rewinder(raw, writer), hide=context is None)
-        raw.flush()
+def _dump(value: Any, file: Path, *, context: Context | None = None) -> tuple[int, dict[str, Any]]:
+    """Write one entry (see :mod:`job_orchestra.value_codec`); its size and its record's digest fields."""
+    first = "cloudpickle" if context is not None else "dill"
+    encoded = encode(value, context=context, first=first, hide=context is None)
+    with open(file, "wb", buffering=0) as raw:
+        fields = encoded.write_to(raw)
         os.fsync(raw.fileno())
-    return writer.size, writer.hash.hexdigest()
+    return encoded.nbytes, fields
 
 
 _HINTS = {
@@ -279,7 +280,7 @@ def store(
                     f"({type(exc).__name__}: {exc}). Nothing was stored at {str(target)!r}.",
                     "pipeline",
                 ) from exc
-            manifest["pipeline"] = {"file": "pipeline.dill", "size": size, "sha256": digest, "head": str(pipeline)}
+            manifest["pipeline"] = {"file": "pipeline.dill", "size": size, **digest, "head": str(pipeline)}
         what = "the manifest"
         body = json.dumps(manifest, indent=2).encode()
         if secret is not None:

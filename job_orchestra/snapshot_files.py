@@ -13,6 +13,7 @@ directory removes it, whatever snapshot it was meant for. Nothing else is ever r
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import os
@@ -21,9 +22,20 @@ import re
 import shutil
 import stat
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
-__all__ = ["UnsafeFile", "exchange", "make_temp", "read_file", "remove_abandoned", "remove_temp", "rename_noreplace"]
+__all__ = [
+    "UnsafeFile",
+    "exchange",
+    "make_temp",
+    "read_file",
+    "read_into",
+    "remove_abandoned",
+    "remove_temp",
+    "rename_noreplace",
+]
 
 MARKER = ".job-orchestra-temp"
 _TEMP = re.compile(r"^\..*\.jo-tmp\.(?P<host>[^.]+)\.(?P<pid>[0-9]+)\.[^.]+\.tmp$")
@@ -60,6 +72,52 @@ def read_file(root: Path, name: str, *, size: int | None = None, limit: int | No
     Raises FileNotFoundError when it is missing, UnsafeFile when it is a symbolic link, a FIFO, a device,
     a directory, of another size than ``size`` or larger than ``limit``.
     """
+    with _opened(root, name, size, limit) as (fd, wanted):
+        chunks: list[bytes] = []
+        got = 0
+        while got < wanted:
+            chunk = os.read(fd, min(wanted - got, 1 << 30))
+            if not chunk:
+                raise UnsafeFile(f"{name!r} shrank to {got} bytes while it was read")
+            chunks.append(chunk)
+            got += len(chunk)
+        if os.read(fd, 1):
+            raise UnsafeFile(f"{name!r} grew beyond {wanted} bytes while it was read")
+        return b"".join(chunks)
+
+
+def read_into(
+    root: Path,
+    name: str,
+    allocate: Callable[[int], Any],
+    *,
+    size: int | None = None,
+    limit: int | None = None,
+    on_chunk: Callable[[memoryview], None] | None = None,
+    chunk: int = 8 << 20,
+) -> Any:
+    """Like :func:`read_file`, into one buffer ``allocate(file size)`` read with ``readinto`` (no copies),
+    calling ``on_chunk`` with each part just read (to hash it while the next is read)."""
+    with _opened(root, name, size, limit) as (fd, wanted):
+        buffer = allocate(wanted)
+        view = memoryview(buffer).cast("B")
+        got = 0
+        with os.fdopen(os.dup(fd), "rb", buffering=0) as file:
+            while got < wanted:
+                n = file.readinto(view[got : min(wanted, got + chunk)])
+                if not n:
+                    raise UnsafeFile(f"{name!r} shrank to {got} bytes while it was read")
+                if on_chunk is not None:
+                    on_chunk(view[got : got + n])
+                got += n
+            if file.read(1):
+                raise UnsafeFile(f"{name!r} grew beyond {wanted} bytes while it was read")
+        return buffer
+
+
+@contextlib.contextmanager
+def _opened(root: Path, name: str, size: int | None, limit: int | None) -> Iterator[tuple[int, int]]:
+    """The descriptor of the checked regular file ``root/name`` and its size (see :func:`read_file`)."""
     parts = name.split("/")
     fds: list[int] = []
     try:
@@ -81,18 +139,7 @@ def read_file(root: Path, name: str, *, size: int | None = None, limit: int | No
             raise UnsafeFile(f"{name!r} has {info.st_size} bytes, the manifest says {size}")
         if limit is not None and info.st_size > limit:
             raise UnsafeFile(f"{name!r} has {info.st_size} bytes, more than the {limit} bytes such a file may have")
-        wanted = info.st_size
-        chunks: list[bytes] = []
-        got = 0
-        while got < wanted:
-            chunk = os.read(fd, min(wanted - got, 1 << 30))
-            if not chunk:
-                raise UnsafeFile(f"{name!r} shrank to {got} bytes while it was read")
-            chunks.append(chunk)
-            got += len(chunk)
-        if os.read(fd, 1):
-            raise UnsafeFile(f"{name!r} grew beyond {wanted} bytes while it was read")
-        return b"".join(chunks)
+        yield fd, info.st_size
     finally:
         for fd in reversed(fds):
             os.close(fd)

@@ -1,19 +1,17 @@
 """Reading snapshots: the manifest is checked (signature, then schema) before anything else is read, and
-every entry is read once into memory, verified against the manifest's size and SHA-256, and unpickled from
-those same bytes, so a file changed in between cannot slip through."""
+every entry is read once into memory (hashed while it is read), verified against the manifest's size and
+checksum (BLAKE3, or SHA-256 in older snapshots), and unpickled from that same memory, so a file changed in
+between cannot slip through (see :mod:`job_orchestra.value_codec`)."""
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-import io
 import os
 import stat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import dill
-
+from . import value_codec
 from .errors import SnapshotError
 from .lazy import LazyEntry
 from .legacy import load_legacy
@@ -28,7 +26,7 @@ from .manifest import (
     parse,
     signature,
 )
-from .snapshot_files import UnsafeFile, read_file
+from .snapshot_files import UnsafeFile, read_file, read_into
 from .snapshot_pickle import CONTEXT_PID
 
 if TYPE_CHECKING:
@@ -54,11 +52,13 @@ class _EntryLoader:
             "and compute it again."
         )
 
-    def read(self) -> bytes:
-        """The entry's verified bytes."""
+    def read(self) -> Any:
+        """The entry's verified bytes (a writable buffer: arrays are built over it), read and hashed once."""
         name = self.record["file"]
+        size = self.record["size"]
+        hasher = value_codec.hasher_for(self.record, size)
         try:
-            data = read_file(self.root, name, size=self.record["size"])
+            data = read_into(self.root, name, value_codec.allocate, size=size, on_chunk=hasher.update)
         except FileNotFoundError:
             raise SnapshotError(
                 f"Snapshot {str(self.root)!r}: the file {str(self.root / name)!r} of {self.label} is missing. "
@@ -70,17 +70,23 @@ class _EntryLoader:
             raise SnapshotError(
                 f"Snapshot {str(self.root)!r}: {self.label} cannot be read: {exc}. Nothing of it was unpickled."
             ) from exc
-        if hashlib.sha256(data).hexdigest() != self.record["sha256"]:
-            raise self._damaged("its SHA-256 checksum does not match the manifest")
+        finally:
+            hasher.close()
+        self.check(data, hasher.hexdigest())
         return data
+
+    def check(self, data: Any, computed: str | None = None) -> None:
+        """Refuse ``data`` unless it is the entry its record describes (size, checksum, layout)."""
+        try:
+            value_codec.verify(data, self.record, computed=computed)
+        except ValueError as exc:
+            raise self._damaged(str(exc)) from None
 
     def __call__(self) -> Any:
         data = self.read()
-        unpickler = dill.Unpickler(io.BytesIO(data))  # the very bytes that were verified
-        if self.context is not None:
-            unpickler.persistent_load = self._persistent_load  # type: ignore[method-assign]
+        load = self._persistent_load if self.context is not None else None
         try:
-            return unpickler.load()
+            return value_codec.decode(data, self.record, persistent_load=load)  # the very bytes verified
         except Exception as exc:
             raise SnapshotError(
                 f"Snapshot {str(self.root)!r}: {self.label} (file {str(self.root / self.record['file'])!r}) is "

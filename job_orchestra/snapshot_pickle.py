@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import pickle
+import sys
 from typing import Any, BinaryIO
 
 import cloudpickle
@@ -87,6 +88,48 @@ def _passes_on(parts: tuple, hidden: list[str]) -> bool:
     return any(isinstance(c, dict) and all(k in c for k in hidden) for c in candidates)
 
 
+def _save_picklebuffer(self: Any, obj: pickle.PickleBuffer) -> None:
+    # The pure-Python pickler writes an empty in-band buffer (an empty numpy array) as the b"" singleton
+    # and memoizes it, so a later b"" in the value would come back as that buffer: write it unmemoized.
+    with obj.raw() as view:
+        if view.nbytes == 0 and self.proto >= 5:
+            self.write(pickle.SHORT_BINBYTES + b"\x00" if view.readonly else pickle.BYTEARRAY8 + bytes(8))
+            return
+    pickle._Pickler.dispatch[pickle.PickleBuffer](self, obj)
+
+
+def _plain_ndarray(obj: Any) -> bool:
+    """True for an object of exactly numpy's ndarray type (numpy is not imported for this)."""
+    numpy = sys.modules.get("numpy")
+    return numpy is not None and type(obj) is numpy.ndarray
+
+
+LARGE_BYTES = 1 << 20
+
+
+def _out_of_band(pickler: Any, obj: Any) -> Any:
+    """The protocol-5 reduction of a plain ndarray (its data as a PickleBuffer, not dill's in-band copy),
+    and, when the pickler keeps buffers out of band, of large bytes and bytearrays; else NotImplemented."""
+    kind = type(obj)
+    if kind is bytes or kind is bytearray:
+        if pickler._buffer_callback is None or len(obj) < LARGE_BYTES:
+            return NotImplemented
+        return kind, (pickle.PickleBuffer(obj),)  # loads as a copy of the buffer: bytes(view), bytearray(view)
+    if _plain_ndarray(obj):
+        return obj.__reduce_ex__(pickler.proto)
+    return NotImplemented
+
+
+class _Dispatch(safe_dill._Dispatch):
+    """safe_dill's table, with the PickleBuffer saver that does not memoize an empty buffer."""
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        return _save_picklebuffer if key is pickle.PickleBuffer else super().get(key, default)
+
+    def __getitem__(self, key: Any) -> Any:
+        return _save_picklebuffer if key is pickle.PickleBuffer else super().__getitem__(key)
+
+
 class Pickler(safe_dill.Pickler):
     """dill's pickler for snapshots: notebook code (``__main__``) by value with only the globals it uses
     (``recurse=True``), so a fresh process can run it; hidden keys are left out when ``hide`` is true."""
@@ -97,8 +140,11 @@ class Pickler(safe_dill.Pickler):
         super().__init__(file, **kwargs)
         self._hide = hide
 
+    dispatch = _Dispatch()
+
     def reducer_override(self, obj: Any) -> Any:
-        return _reduction(obj, self.proto, self._hide)
+        reduction = _out_of_band(self, obj)
+        return _reduction(obj, self.proto, self._hide) if reduction is NotImplemented else reduction
 
 
 class CloudPickler(pickle._Pickler):
@@ -111,26 +157,19 @@ class CloudPickler(pickle._Pickler):
     _dynamic_function_reduce = cloudpickle.Pickler._dynamic_function_reduce
     _function_getnewargs = cloudpickle.Pickler._function_getnewargs
 
-    def __init__(self, file: Any, *, hide: bool = True) -> None:
-        super().__init__(file, protocol=dill.HIGHEST_PROTOCOL)
+    def __init__(self, file: Any, *, hide: bool = True, buffer_callback: Any = None) -> None:
+        super().__init__(file, protocol=dill.HIGHEST_PROTOCOL, buffer_callback=buffer_callback)
         self.globals_ref: dict[int, Any] = {}
         self._hide = hide
 
     def reducer_override(self, obj: Any) -> Any:
-        reduction = _reduction(obj, self.proto, self._hide)
+        reduction = _out_of_band(self, obj)
+        if reduction is NotImplemented:
+            reduction = _reduction(obj, self.proto, self._hide)
         return cloudpickle.Pickler.reducer_override(self, obj) if reduction is NotImplemented else reduction
 
     dispatch = dict(pickle._Pickler.dispatch)  # dill has put its own dict saver there: see .safe_dill
     dispatch[dict] = safe_dill.save_dict
-
-    def _save_picklebuffer(self, obj: pickle.PickleBuffer) -> None:
-        # The pure-Python pickler writes an empty in-band buffer (an empty numpy array) as the b"" singleton
-        # and memoizes it, so a later b"" in the value would come back as that buffer: write it unmemoized.
-        with obj.raw() as view:
-            if view.nbytes == 0 and self.proto >= 5:
-                self.write(pickle.SHORT_BINBYTES + b"\x00" if view.readonly else pickle.BYTEARRAY8 + bytes(8))
-                return
-        pickle._Pickler.dispatch[pickle.PickleBuffer](self, obj)
 
     dispatch[pickle.PickleBuffer] = _save_picklebuffer
 

@@ -17,11 +17,11 @@ import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 from urllib.parse import unquote, urlparse
 
 from job_orchestra.errors import CacheError, StorePathError
-from job_orchestra.snapshot_files import UnsafeFile, read_file
+from job_orchestra.snapshot_files import UnsafeFile, read_file, read_into
 
 __all__ = ["TEMP_SUFFIX", "LocalStore", "Store", "check_rel", "open_store"]
 
@@ -144,6 +144,16 @@ class LocalStore(Store):
     def read(self, rel: str) -> bytes:
         try:
             return read_file(self.root, check_rel(rel))
+        except UnsafeFile as exc:
+            raise StorePathError(f"{rel!r} in the cache {self.url}: {exc}", rel) from None
+
+    def read_into(
+        self, rel: str, allocate: Callable[[int], Any], on_chunk: Callable[[memoryview], None], size: int | None = None
+    ) -> Any:
+        """The bytes at ``rel`` read once into ``allocate(size)``, each part passed to ``on_chunk`` as read;
+        a file of another ``size`` than given is refused before it is read (StorePathError)."""
+        try:
+            return read_into(self.root, check_rel(rel), allocate, size=size, on_chunk=on_chunk)
         except UnsafeFile as exc:
             raise StorePathError(f"{rel!r} in the cache {self.url}: {exc}", rel) from None
 

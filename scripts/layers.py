@@ -52,6 +52,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "store_fsspec",
             "stores",
             "snapshot_pickle",
+            "value_codec",
             "legacy",
             "snapshot_load",
             "cache_index",

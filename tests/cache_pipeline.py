@@ -14,9 +14,8 @@ import sys
 
 import numpy as np
 
-from job_orchestra import Context, Step
+from job_orchestra import Context, Step, value_codec
 from job_orchestra import stores as _stores
-from job_orchestra.snapshot_pickle import HashingWriter
 
 STEPS = 12
 
@@ -78,23 +77,22 @@ def _install_kill(at: int) -> list[int]:
         if count[0] == at:
             os.kill(os.getpid(), signal.SIGKILL)
 
-    original_write = HashingWriter.write
+    original_write = value_codec._write_all
     original_replace = os.replace
 
-    def write(self, data):  # type: ignore[no-untyped-def]
-        view = memoryview(data).cast("B")
-        half = len(view) // 2
+    def write(out, chunk):  # type: ignore[no-untyped-def]
+        half = chunk.nbytes // 2
         tick()
-        original_write(self, view[:half])  # a kill may land in the middle of a value's bytes
+        original_write(out, chunk[:half])  # a kill may land in the middle of a value's bytes
         tick()
-        return original_write(self, view[half:]) + half
+        original_write(out, chunk[half:])
 
     def replace(*args, **kwargs):  # type: ignore[no-untyped-def]
         tick()
         original_replace(*args, **kwargs)
         tick()
 
-    HashingWriter.write = write  # type: ignore[method-assign]
+    value_codec._write_all = write  # type: ignore[assignment]
     _stores.os.replace = replace  # type: ignore[attr-defined]
     return count
 

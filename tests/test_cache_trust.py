@@ -53,7 +53,7 @@ def test_unsigned_or_altered_records_are_refused_with_a_key(tmp_path, edit):
     if edit == "unsigned":
         del record["hmac"]
     else:
-        record["sha256"] = "0" * 64
+        record["blake3"] = "0" * 64
     record_file.write_text(json.dumps(record))
     with pytest.raises(UntrustedCacheError, match="not signed" if edit == "unsigned" else "altered"):
         Context.open(tmp_path / "c", key=b"k")

@@ -30,6 +30,7 @@ from job_orchestra import (
     snapshot_files,
     snapshot_load,
     snapshot_pickle,
+    value_codec,
 )
 from job_orchestra import snapshot as snapshot_module
 
@@ -192,7 +193,7 @@ def test_random_corruption_always_gives_a_snapshot_error(tmp_path):
 # -- generated store() faults: kill points, disk full, OS errors ------------------------------------------
 OURS = {
     module.__file__
-    for module in (snapshot_module, snapshot_files, snapshot_pickle, manifest, snapshot_load)
+    for module in (snapshot_module, snapshot_files, snapshot_pickle, value_codec, manifest, snapshot_load)
     if module.__file__
 }
 
@@ -357,7 +358,7 @@ def test_os_errors_are_told_as_what_they_are(tmp_path, monkeypatch, operation, c
         opener = lambda file, mode="r", *a, **k: fail() if "entries" in str(file) else real_open(file, mode, *a, **k)  # noqa: E731
         monkeypatch.setattr(snapshot_module, "open", opener, raising=False)
     elif operation == "entry write":
-        monkeypatch.setattr(snapshot_pickle.HashingWriter, "write", fail)
+        monkeypatch.setattr(value_codec, "_write_all", fail)
     elif operation == "fsync":
         monkeypatch.setattr(snapshot_module.os, "fsync", fail)
     elif operation == "manifest":

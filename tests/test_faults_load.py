@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from job_orchestra import Context, SnapshotError, snapshot_load
+from job_orchestra.value_codec import digest_fields
 from tests.faultkit import check, make_reference, payload_bytes
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="uses symlinks, FIFOs and SIGALRM")
@@ -114,11 +115,12 @@ def mutate(manifest: dict[str, Any], rng: random.Random, folder: Path, marker: P
     elif kind == "size":
         record["size"] = max(0, record["size"] + rng.choice([-100, -1, 1, 7, 1 << 40, -record["size"]]))
     elif kind == "checksum":
-        digest = list(record["sha256"])
+        field = "blake3" if "blake3" in record else "sha256"
+        digest = list(record[field])
         digest[rng.randrange(64)] = rng.choice("0123456789abcdef".replace(digest[0], ""))
-        record["sha256"] = "".join(digest) if "".join(digest) != record["sha256"] else "0" * 64
+        record[field] = "".join(digest) if "".join(digest) != record[field] else "0" * 64
     elif kind == "version":
-        m["format_version"] = rng.choice(["1", True, -7, 0, 1.0, 2, None, [1], 10**30])
+        m["format_version"] = rng.choice(["1", True, -7, 0, 2.0, 3, None, [1], 10**30])
     elif kind == "key":
         dill_record = next(r for r in records if r["key_type"] == "dill")
         choice = rng.randrange(5)
@@ -178,12 +180,14 @@ def test_signed_snapshots_refuse_every_change_even_with_checksums_recomputed(tmp
         record = rng.choice(m["entries"])
         attack = case % 4
         if attack == 0:  # point an entry at the payload, with its true size and checksum
-            record.update(file="entries/evil.dill", size=len(evil), sha256=hashlib.sha256(evil).hexdigest())
+            record.pop("format", None)
+            record.update(file="entries/evil.dill", size=len(evil), **digest_fields(evil))
         elif attack == 1:  # the payload as a pickled key, with a matching checksum
             dill_record = next(r for r in m["entries"] if r["key_type"] == "dill")
             dill_record.update(key_dill=evil.hex(), key_sha256=hashlib.sha256(evil).hexdigest())
         elif attack == 2:  # the same for the pipeline
-            m["pipeline"].update(file="entries/evil.dill", size=len(evil), sha256=hashlib.sha256(evil).hexdigest())
+            m["pipeline"].pop("format", None)
+            m["pipeline"].update(file="entries/evil.dill", size=len(evil), **digest_fields(evil))
         body = json.dumps(m, indent=2).encode()
         if attack == 3:  # one flipped bit anywhere
             flipped = bytearray(body)
@@ -300,15 +304,15 @@ def test_the_bytes_unpickled_are_the_bytes_verified(tmp_path, monkeypatch):
     comes from the verified bytes, and nothing runs."""
     snap = make_reference(tmp_path / "snap")
     marker = tmp_path / "EXECUTED"
-    real_read = snapshot_load.read_file
+    real_read = snapshot_load.read_into
 
-    def read_then_rewrite(root, name, **kwargs):
-        data = real_read(root, name, **kwargs)
+    def read_then_rewrite(root, name, allocate, **kwargs):
+        data = real_read(root, name, allocate, **kwargs)
         if name.endswith(".dill"):
             (Path(root) / name).write_bytes(payload_bytes(marker, len(data)))
         return data
 
-    monkeypatch.setattr(snapshot_load, "read_file", read_then_rewrite)
+    monkeypatch.setattr(snapshot_load, "read_into", read_then_rewrite)
     assert check(snap, marker) == "exact"
     monkeypatch.undo()
     assert check(snap, marker) == "refused at read"  # the files were rewritten indeed

@@ -79,12 +79,12 @@ def test_snapshot_layout_has_a_readable_manifest_and_one_file_per_key(tmp_path):
     ctx = Context(a=1, b="text")
     ctx.store(tmp_path / "snap")
     manifest = json.loads((tmp_path / "snap" / "manifest.json").read_text())
-    assert manifest["format"] == "job-orchestra-snapshot" and manifest["format_version"] == 1
+    assert manifest["format"] == "job-orchestra-snapshot" and manifest["format_version"] == 2
     assert {"created", "python", "packages"} <= set(manifest)
     keys = [e["key"] for e in manifest["entries"]]
     assert keys == ["context_meta", "a", "b"]
     files = sorted(p.name for p in (tmp_path / "snap" / "entries").iterdir())
-    assert len(files) == 3 and all(e["size"] > 0 and len(e["sha256"]) == 64 for e in manifest["entries"])
+    assert len(files) == 3 and all(e["size"] > 0 and len(e["blake3"]) == 64 for e in manifest["entries"])
 
 
 def test_load_is_lazy(tmp_path):

@@ -31,7 +31,7 @@ def test_manifest_lists_a_checksum_per_entry(tmp_path):
     manifest = json.loads((snap / MANIFEST).read_text())
     assert manifest["format_version"] == FORMAT_VERSION
     for record in manifest["entries"]:
-        assert len(record["sha256"]) == 64
+        assert len(record["blake3"]) == 64
         assert (snap / record["file"]).stat().st_size == record["size"]
 
 
@@ -152,7 +152,7 @@ def test_wrong_key_or_altered_manifest_refused(tmp_path):
     with pytest.raises(SnapshotError, match="signature does not match"):
         Context.load(snap, key=b"other")
     manifest = json.loads((snap / MANIFEST).read_text())
-    manifest["entries"][0]["sha256"] = "0" * 64
+    manifest["entries"][0]["blake3"] = "0" * 64
     (snap / MANIFEST).write_text(json.dumps(manifest, indent=2))
     with pytest.raises(SnapshotError, match="altered after it was signed"):
         Context.load(snap, key=b"secret")
