@@ -106,12 +106,23 @@ class DaskBackend(Backend):
 
     def __init__(self, client: Any, max_workers: int | None) -> None:
         self.client = client
+        self.ahead = max_workers is None  # no limit asked: the whole graph goes to the scheduler ahead
         if max_workers is None:
             total = sum(client.nthreads().values())
             max_workers = total or None  # no workers yet (adaptive cluster): let Dask queue the tasks
         self.limit = max_workers
         self._run_id = uuid.uuid4().hex[:8]
         self._values: dict[str, Any] = {}  # reference task key -> the value's future (worker-written results)
+
+    @property
+    def runner(self) -> Any:
+        """The run that submits the whole plan ahead (:mod:`job_orchestra.dask_graph`), unless ``max_workers``
+        asks for at most that many steps in flight (then the parallel loop keeps to it)."""
+        if not self.ahead:
+            return None
+        from .dask_graph import DaskGraphRun  # only Dask runs need it
+
+        return DaskGraphRun
 
     def submit(self, name: str, step: Step, inputs: list[Any], key: tuple | None = None, writer: Any = None) -> Any:
         """A task running ``step``; with a ``writer`` (:mod:`job_orchestra.worker_writes`) the worker also

@@ -73,6 +73,8 @@ LAYERS: list[tuple[str, list[str]]] = [
             "workers",
             "executors",
             "parallel",
+            "dask_tasks",
+            "dask_graph",
             "scheduler",
             "progress",
         ],
