@@ -458,27 +458,27 @@ class DaskGraphRun:
             self.events.emit("step_fail", name, exc)
 
     # -- stopping -----------------------------------------------------------------------------------------
-    def _running_on_cluster(self) -> set[str]:
-        try:
-            keys = [k for ks in self.client.processing().values() for k in ks]
-        except Exception:  # pragma: no cover - a scheduler that cannot say: cancel everything
-            return set()
-        return {self.key_name[k] for k in keys if k in self.key_name}
-
     def _stop(self, *, everything: bool = False) -> list[str]:
-        """Start no new step: cancel every task of this run not running yet (those running finish and are
-        recorded); returns the steps left running."""
+        """Start no new step: cancel every task of this run not started yet (those running finish and are
+        recorded); returns the steps left running. The scheduler decides both in one go, so no task can
+        start between the question and the cancelling."""
         self.stopping = True
         self.foreign, self.held = {}, []
-        running = set() if everything else self._running_on_cluster()
-        cancel = []
-        for key, future in list(self.futures.items()):
-            if future.status == "pending" and self.key_name.get(key) not in running:
-                cancel.append(future)
-                self.watch.pop(key, None)
-        if cancel:
-            self.client.cancel(cancel)
-        return sorted(n for n in running if n in self.open)
+        groups: dict[str, list[str]] = {}
+        for key, future in self.futures.items():
+            if future.status == "pending":
+                groups.setdefault(self.key_name.get(key, key), []).append(key)
+        if not groups:
+            return []
+        client = self.client
+        try:
+            cancelled = client.run_on_scheduler(_cancel_not_started, groups, client.id, everything)
+        except Exception:  # a scheduler that cannot run it: cancel from here, running or not
+            cancelled = [k for keys in groups.values() for k in keys]
+            client.cancel([self.futures[k] for k in cancelled])
+        for key in cancelled:
+            self.watch.pop(key, None)
+        return sorted({name for name, _ in self.watch.values()} & self.open)
 
     def _after_interrupt(self, exc: KeyboardInterrupt) -> None:
         running = self._stop()
@@ -501,6 +501,21 @@ class DaskGraphRun:
         self.futures.clear()
         self.watch.clear()
         self.completed = None
+
+
+def _cancel_not_started(groups: dict[str, list[str]], client: str, everything: bool, dask_scheduler: Any) -> list:
+    """Scheduler side: cancel the tasks of every step none of whose tasks is running or done yet (all of
+    them with ``everything``); returns the keys cancelled."""
+    started = ("processing", "memory", "erred")
+    tasks = dask_scheduler.tasks
+    keys = []
+    for group in groups.values():
+        states = [getattr(tasks.get(k), "state", "forgotten") for k in group]
+        if everything or not any(state in started for state in states):
+            keys += [k for k, state in zip(group, states) if state != "forgotten"]
+    if keys:
+        dask_scheduler.stimulus_cancel(keys, client, force=False, reason="job-orchestra stopped", msg=None)
+    return keys
 
 
 def _lost(name: str, status: str) -> BaseException:
