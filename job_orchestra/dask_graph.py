@@ -44,6 +44,7 @@ BATCH = 5000
 """Steps per graph message: a 100k-step plan goes to the scheduler in pieces, in plan order."""
 
 _POLL = 0.1  # seconds between checks for Ctrl-C (and for steps another run computes) while waiting
+_SWEEP = 0.05  # seconds between polls of the steps not awaited one by one (see DaskGraphRun.lean)
 
 
 # -- the run ---------------------------------------------------------------------------------------------
@@ -58,9 +59,10 @@ class DaskGraphRun:
     def __init__(
         self, plan: ExecutionPlan, to_run: list[str], events: Dispatcher, backend: Any, ticket: inflight.RunTicket
     ) -> None:
-        from dask._task_spec import Task, TaskRef  # Dask is there: the backend was made from its Client
+        from dask._expr import LLGExpr  # Dask is there: the backend was made from its Client
+        from dask._task_spec import Task, TaskRef  # (and so are these)
 
-        self.Task, self.TaskRef = Task, TaskRef
+        self.Task, self.TaskRef, self.LLGExpr = Task, TaskRef, LLGExpr
         graph = plan.graph
         self.plan, self.events, self.ticket = plan, events, ticket
         self.client = backend.client
@@ -96,6 +98,12 @@ class DaskGraphRun:
         self.head_output: Any = None
         self.interrupt_requested = False
         self.completed: Any = None
+        self.lean = not events
+        """No progress to report: the steps whose value nobody here needs (no Context, not the head) are not
+        awaited one by one (that costs this process, where a LocalCluster's scheduler also runs, about as
+        much as Dask's own work per task); their futures are polled a few times a second instead."""
+        self.polled: dict[str, Any] = {}  # key -> future, checked by _sweep
+        self.swept = 0.0
 
     # -- the loop -----------------------------------------------------------------------------------------
     def run(self) -> Any:
@@ -157,12 +165,19 @@ class DaskGraphRun:
         ready = self.completed.queue
         while True:
             self._check_interrupt()
+            polled = self.polled
             if self.foreign and not self.stopping:
                 if self._resolve_foreign():
                     return []
                 timeout = 0.01
             elif not self.watch:
                 return []
+            elif polled:
+                if time.perf_counter() - self.swept > _SWEEP:
+                    batch = self._sweep()
+                    if batch:
+                        return batch
+                timeout = _SWEEP if len(polled) < len(self.watch) else _SWEEP / 5
             else:
                 timeout = _POLL
             try:
@@ -172,7 +187,18 @@ class DaskGraphRun:
             batch = [first]
             while not ready.empty():
                 batch.append(ready.get_nowait())
+            if polled and any(self.key_name.get(f.key) == self.head for f in batch):  # the others are over
+                batch = [*self._sweep(), *batch]
             return batch
+
+    def _sweep(self) -> list[Any]:
+        """The polled futures (see :attr:`lean`) that are not pending any more, in plan order."""
+        self.swept = time.perf_counter()
+        polled = self.polled
+        done = [f for f in polled.values() if f.status != "pending"]
+        for future in done:
+            del polled[future.key]
+        return done
 
     # -- claiming, and results other runs compute ---------------------------------------------------------
     def _claim_all(self) -> None:
@@ -268,14 +294,18 @@ class DaskGraphRun:
                 roles[key] = (name, "plain")
             self.key_name[key] = name
             refs[name], self.value_key[name] = TaskRef(key), key
-        futures = self.client.get(graph, keys, sync=False)
-        held, watch, watched = self.futures, self.watch, []
+        # Unique keys already: no need for Dask to hash the whole graph for a name (as client.submit does).
+        futures = self.client.get(self.LLGExpr(graph, _determ_token=uuid.uuid4().hex), keys, sync=False)
+        held, watch, watched, polled, lean, head = self.futures, self.watch, [], self.polled, self.lean, self.head
         for key, future in zip(keys, futures):
             held[key] = future
             role = roles.get(key)
             if role is not None:
                 watch[key] = role
-                watched.append(future)
+                if lean and role[1] == "plain" and role[0] != head:
+                    polled[key] = future
+                else:
+                    watched.append(future)
         self.completed.update(watched)
         self._note_submitted(names)
 
@@ -478,6 +508,7 @@ class DaskGraphRun:
             client.cancel([self.futures[k] for k in cancelled])
         for key in cancelled:
             self.watch.pop(key, None)
+            self.polled.pop(key, None)
         return sorted({name for name, _ in self.watch.values()} & self.open)
 
     def _after_interrupt(self, exc: KeyboardInterrupt) -> None:
@@ -500,6 +531,7 @@ class DaskGraphRun:
         self.open = set()
         self.futures.clear()
         self.watch.clear()
+        self.polled.clear()
         self.completed = None
 
 

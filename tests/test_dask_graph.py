@@ -161,8 +161,9 @@ class Log(Callback):
         return [n for k, n in self.events if k == kind]
 
 
+@pytest.mark.parametrize("lean", [False, True], ids=["with-progress", "no-callbacks"])
 @pytest.mark.parametrize("seed", range(40))
-def test_random_graphs_give_the_serial_results_and_run_counts(client, seed):
+def test_random_graphs_give_the_serial_results_and_run_counts(client, seed, lean):
     deps, with_ctx = shape(seed)
     expected = {}
     for executor in (None, client):
@@ -171,7 +172,7 @@ def test_random_graphs_give_the_serial_results_and_run_counts(client, seed):
         precache(steps, with_ctx, random.Random(seed))
         RUNS.clear()
         log = Log()
-        out = head.materialize(executor, callbacks=log)
+        out = head.materialize(executor, callbacks=None if lean else log)
         expected.setdefault("out", out)
         expected.setdefault("ctx", results_of(ctx))
         expected.setdefault("runs", dict(RUNS))
@@ -179,13 +180,16 @@ def test_random_graphs_give_the_serial_results_and_run_counts(client, seed):
         assert results_of(ctx) == expected["ctx"]
         assert dict(RUNS) == expected["runs"]
         assert all(n == 1 for n in RUNS.values())
+        if lean:
+            continue
         assert sorted(log.names("start")) == sorted(log.names("finish")) == sorted([*RUNS, "head"])
         for name in log.names("finish"):  # a step starts (is queued on the cluster) before it finishes
             assert log.events.index(("start", name)) < log.events.index(("finish", name))
 
 
+@pytest.mark.parametrize("lean", [False, True], ids=["with-progress", "no-callbacks"])
 @pytest.mark.parametrize("seed", range(40))
-def test_a_failure_runs_no_dependent_keeps_what_finished_and_resume_runs_the_rest(client, seed):
+def test_a_failure_runs_no_dependent_keeps_what_finished_and_resume_runs_the_rest(client, seed, lean):
     deps, with_ctx = shape(seed)
     rng = random.Random(1000 + seed)
     serial_ctx = Context()
@@ -204,13 +208,14 @@ def test_a_failure_runs_no_dependent_keeps_what_finished_and_resume_runs_the_res
         assert head.materialize(client, callbacks=log) == expected
         return
     with pytest.raises(Boom, match=f"step s{broken} breaks") as info:
-        head.materialize(client, callbacks=log)
+        head.materialize(client, callbacks=None if lean else log)
     assert f"step 's{broken}' (Node) failed" in "\n".join(info.value.__notes__)
-    assert log.names("fail") == [f"s{broken}"]
     below = {f"s{i}" for i in descendants(deps, broken)}
     assert not below & set(RUNS)  # no dependent of the failed step ran
-    assert not below & set(log.names("start"))
-    assert set(log.names("finish")) <= set(RUNS)
+    if not lean:
+        assert log.names("fail") == [f"s{broken}"]
+        assert not below & set(log.names("start"))
+        assert set(log.names("finish")) <= set(RUNS)
     for name, value in results_of(ctx).items():  # everything kept is right, and everything finished is kept
         assert value == results_of(serial_ctx)[name]
     finished_with_ctx = {n for n in log.names("finish") if int(n[1:]) in with_ctx}
@@ -255,8 +260,9 @@ def test_an_interrupt_keeps_finished_work_and_the_next_run_does_the_rest(client,
         callback = Interrupting(at=10**9)
     else:  # the client is interrupted while it records a result
         callback = Interrupting(at=rng.randint(1, len(deps)))
+    lean = seed % 4 == 0  # a step interrupts, no callbacks: steps without a Context are only polled
     with pytest.raises(KeyboardInterrupt) as info:
-        head.materialize(client, callbacks=callback)
+        head.materialize(client, callbacks=None if lean else callback)
     assert "job-orchestra: interrupted" in "\n".join(info.value.__notes__)
     for name, value in results_of(ctx).items():
         assert value == results_of(serial_ctx)[name]
