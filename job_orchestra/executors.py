@@ -98,8 +98,9 @@ class DaskBackend(Backend):
     """A ``dask.distributed.Client``: each step is a task whose arguments are its dependencies' futures.
 
     Results stay on the workers and move between them as Dask decides; only what a Context keeps and the
-    head's result are gathered. A future is dropped once every consumer has been submitted, so Dask frees
-    the data when those consumers are done.
+    head's result are gathered. Without ``max_workers`` the whole plan is submitted ahead
+    (:mod:`job_orchestra.dask_graph`); with it, the parallel loop keeps at most that many steps in flight and
+    drops a future once every consumer has been submitted, so Dask frees the data when those are done.
     """
 
     local_results = False
