@@ -2,8 +2,8 @@
 
 Each scheduled step becomes a Dask task whose arguments are its inputs' tasks, so the scheduler orders the
 steps and moves results between workers, and no step waits for a round trip through this process. The
-graph goes to the scheduler in one message per batch (plan order, :data:`BATCH` steps each), not one per
-step. A step travels as its class (cloudpickled once per run, with its notebook cell sources) plus its
+graph goes to the scheduler in one message per batch (plan order, :mod:`job_orchestra.dask_submit`), not
+one per step. A step travels as its class (cloudpickled once per run, with its notebook cell sources) plus its
 state (plain pickle where it can, cloudpickle where it must); a worker loads each class once.
 
 The client only keeps books as tasks finish: results go to their Contexts (gathered in batches; a worker
@@ -18,7 +18,6 @@ keep their results, and everything else is cancelled there; a failed step's depe
 from __future__ import annotations
 
 import contextlib
-import operator
 import queue
 import signal
 import threading
@@ -27,28 +26,26 @@ import uuid
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from .dask_tasks import Shipper, read_stored, run_step, run_step_timed, run_step_writing, state_bytes
+from .dask_submit import GraphSubmission
+from .dask_tasks import Shipper, cancel_not_started
 from .runstate import note_failure, note_interrupt, record_result
 from .shipping import RemoteFailure
 from .tracebacks import user_traceback
-from .worker_writes import adopt, reader_for, writer_for
+from .worker_writes import adopt
 
 if TYPE_CHECKING:
     from . import inflight
     from .events import Dispatcher
     from .plan import ExecutionPlan
 
-__all__ = ["BATCH", "DaskGraphRun"]
-
-BATCH = 5000
-"""Steps per graph message: a 100k-step plan goes to the scheduler in pieces, in plan order."""
+__all__ = ["DaskGraphRun"]
 
 _POLL = 0.1  # seconds between checks for Ctrl-C (and for steps another run computes) while waiting
 _SWEEP = 0.05  # seconds between polls of the steps not awaited one by one (see DaskGraphRun.lean)
 
 
 # -- the run ---------------------------------------------------------------------------------------------
-class DaskGraphRun:
+class DaskGraphRun(GraphSubmission):
     """One ``materialize()`` on a Dask client with the whole plan submitted ahead (see the module doc).
 
     Invariant that keeps cancelling safe: the client holds the Future of every task of this run that is not
@@ -243,125 +240,6 @@ class DaskGraphRun:
             self._submit(list(self.held))
         return bool(resolved)
 
-    # -- submitting ---------------------------------------------------------------------------------------
-    def _submit(self, names: list[str]) -> None:
-        """Submit ``names`` (plan order) in batches; a step needing a result not known yet is held."""
-        blocked = set(self.foreign)
-        ready: list[str] = []
-        for name in names:
-            if any(d in blocked for d in self.inputs[name]):
-                blocked.add(name)
-            else:
-                ready.append(name)
-        self.held = [n for n in names if n in blocked]
-        for start in range(0, len(ready), BATCH):
-            self._submit_batch(ready[start : start + BATCH])
-
-    def _submit_batch(self, names: list[str]) -> None:
-        Task, TaskRef = self.Task, self.TaskRef
-        graph: dict[str, Any] = {}
-        keys: list[str] = []
-        roles: dict[str, tuple[str, str]] = {}
-        self._context_inputs(names, graph, keys)
-        shipper, steps, deps, refs, run_id = self.shipper, self.steps, self.deps, self.refs, self.run_id
-        from_context, scheduled, plan = self.from_context, self.scheduled, self.plan
-        for name in names:
-            step = steps[name]
-            args = [refs[d] if d in scheduled else from_context[d] for d in deps[name]]
-            cls_bytes, state = shipper.ship(name, step)
-            key = f"{name}-{run_id}"
-            writer = None if step.ctx is None else writer_for(step, name, plan.fingerprint(name))
-            if writer is not None:
-                out, ref = f"{key}-out", f"{key}-ref"
-                graph[out] = Task(out, run_step_writing, cls_bytes, state, name, state_bytes(writer), *args)
-                graph[key] = Task(key, operator.getitem, TaskRef(out), 0)
-                graph[ref] = Task(ref, operator.getitem, TaskRef(out), 1)
-                keys += (out, key, ref)
-                roles[ref] = (name, "written")
-                self.key_name[out] = self.key_name[ref] = name
-            elif step.ctx is not None:
-                out = f"{key}-out"
-                graph[out] = Task(out, run_step_timed, cls_bytes, state, name, *args)
-                keys.append(out)
-                roles[out] = (name, "timed")
-                self.key_name[out] = name
-                if self.unsubmitted.get(name):
-                    graph[key] = Task(key, operator.getitem, TaskRef(out), 0)
-                    keys.append(key)
-            else:
-                graph[key] = Task(key, run_step, cls_bytes, state, name, *args)
-                keys.append(key)
-                roles[key] = (name, "plain")
-            self.key_name[key] = name
-            refs[name], self.value_key[name] = TaskRef(key), key
-        # Unique keys already: no need for Dask to hash the whole graph for a name (as client.submit does).
-        futures = self.client.get(self.LLGExpr(graph, _determ_token=uuid.uuid4().hex), keys, sync=False)
-        held, watch, watched, polled, lean, head = self.futures, self.watch, [], self.polled, self.lean, self.head
-        for key, future in zip(keys, futures):
-            held[key] = future
-            role = roles.get(key)
-            if role is not None:
-                watch[key] = role
-                if lean and role[1] == "plain" and role[0] != head:
-                    polled[key] = future
-                else:
-                    watched.append(future)
-        self.completed.update(watched)
-        self._note_submitted(names)
-
-    def _note_submitted(self, names: list[str]) -> None:
-        """Progress for the steps just submitted; release what no step left to submit needs."""
-        now = time.perf_counter()
-        events, done, unsubmitted = self.events, self.done, self.unsubmitted
-        for name in names:
-            inputs = self.inputs[name]
-            left = 0
-            for d in inputs:
-                self.consumers.setdefault(d, []).append(name)
-                if d not in done:
-                    left += 1
-                count = unsubmitted[d] - 1
-                unsubmitted[d] = count
-                if not count:
-                    self._release_value(d)
-            self.waiting_for[name] = left
-            if not left:
-                self.started[name] = now
-                if events:
-                    events.emit("step_start", name)
-
-    def _release_value(self, name: str) -> None:
-        if name in self.done and not self.unsubmitted.get(name):
-            key = self.value_key.get(name)
-            if key is not None:
-                self.futures.pop(key, None)
-
-    def _context_inputs(self, names: list[str], graph: dict[str, Any], keys: list[str]) -> None:
-        """The inputs of ``names`` taken from a Context: read by a worker from a cache the workers share, or
-        scattered from here (all those of a batch in one call)."""
-        to_scatter = []
-        for name in names:
-            for d in self.deps[name]:
-                if d in self.scheduled or d in self.from_context:
-                    continue
-                ctx = self.steps[d].ctx
-                reader = reader_for(ctx, d)
-                if reader is not None:  # the workers read it from the cache: it never comes here
-                    key = f"{d}-{self.run_id}-stored"
-                    graph[key] = self.Task(key, read_stored, state_bytes(reader))
-                    keys.append(key)
-                    self.from_context[d] = self.TaskRef(key)
-                else:
-                    self.from_context[d] = None
-                    to_scatter.append((d, ctx[d]))  # type: ignore[index]
-                if self.events:
-                    self.events.emit("step_cached", d)
-        if to_scatter:
-            futures = self.client.scatter([v for _, v in to_scatter], hash=False)
-            for (d, _), future in zip(to_scatter, futures):
-                self.futures[future.key] = future
-                self.from_context[d] = self.TaskRef(future.key)
-
     # -- collecting ---------------------------------------------------------------------------------------
     def _collect(self, batch: list[Any]) -> None:
         """Record the steps of ``batch`` (finished futures), their values gathered in one call. Every step of
@@ -502,7 +380,7 @@ class DaskGraphRun:
             return []
         client = self.client
         try:
-            cancelled = client.run_on_scheduler(_cancel_not_started, groups, client.id, everything)
+            cancelled = client.run_on_scheduler(cancel_not_started, groups, client.id, everything)
         except Exception:  # a scheduler that cannot run it: cancel from here, running or not
             cancelled = [k for keys in groups.values() for k in keys]
             client.cancel([self.futures[k] for k in cancelled])
@@ -533,21 +411,6 @@ class DaskGraphRun:
         self.watch.clear()
         self.polled.clear()
         self.completed = None
-
-
-def _cancel_not_started(groups: dict[str, list[str]], client: str, everything: bool, dask_scheduler: Any) -> list:
-    """Scheduler side: cancel the tasks of every step none of whose tasks is running or done yet (all of
-    them with ``everything``); returns the keys cancelled."""
-    started = ("processing", "memory", "erred")
-    tasks = dask_scheduler.tasks
-    keys = []
-    for group in groups.values():
-        states = [getattr(tasks.get(k), "state", "forgotten") for k in group]
-        if everything or not any(state in started for state in states):
-            keys += [k for k, state in zip(group, states) if state != "forgotten"]
-    if keys:
-        dask_scheduler.stimulus_cancel(keys, client, force=False, reason="job-orchestra stopped", msg=None)
-    return keys
 
 
 def _lost(name: str, status: str) -> BaseException:

@@ -23,7 +23,15 @@ from .worker_writes import read_on_worker, write_result
 if TYPE_CHECKING:
     from .step import Step
 
-__all__ = ["Shipper", "read_stored", "run_step", "run_step_timed", "run_step_writing", "state_bytes"]
+__all__ = [
+    "Shipper",
+    "cancel_not_started",
+    "read_stored",
+    "run_step",
+    "run_step_timed",
+    "run_step_writing",
+    "state_bytes",
+]
 
 
 # -- worker side ---------------------------------------------------------------------------------------
@@ -136,3 +144,18 @@ class Shipper:
 def read_stored(reader: bytes) -> Any:
     """Worker side: a result taken from a shared cache, read where it is needed."""
     return read_on_worker(pickle.loads(reader))
+
+
+def cancel_not_started(groups: dict[str, list[str]], client: str, everything: bool, dask_scheduler: Any) -> list:
+    """Scheduler side: cancel the tasks of every step none of whose tasks is running or done yet (all of
+    them with ``everything``); returns the keys cancelled."""
+    started = ("processing", "memory", "erred")
+    tasks = dask_scheduler.tasks
+    keys = []
+    for group in groups.values():
+        states = [getattr(tasks.get(k), "state", "forgotten") for k in group]
+        if everything or not any(state in started for state in states):
+            keys += [k for k, state in zip(group, states) if state != "forgotten"]
+    if keys:
+        dask_scheduler.stimulus_cancel(keys, client, force=False, reason="job-orchestra stopped", msg=None)
+    return keys

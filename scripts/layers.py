@@ -74,6 +74,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "executors",
             "parallel",
             "dask_tasks",
+            "dask_submit",
             "dask_graph",
             "scheduler",
             "progress",

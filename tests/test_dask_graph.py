@@ -278,9 +278,9 @@ def test_an_interrupt_keeps_finished_work_and_the_next_run_does_the_rest(client,
 
 
 def test_graphs_larger_than_a_batch_go_in_pieces(client, monkeypatch):
-    from job_orchestra import dask_graph
+    from job_orchestra import dask_submit
 
-    monkeypatch.setattr(dask_graph, "BATCH", 7)  # a consumer in a later piece than its input
+    monkeypatch.setattr(dask_submit, "BATCH", 7)  # a consumer in a later piece than its input
     for seed in range(8):
         deps, with_ctx = shape(seed)
         serial = build(deps, with_ctx, Context())[1].materialize()
