@@ -67,6 +67,8 @@ class DaskGraphRun(GraphSubmission):
         self.to_run = to_run
         self.scheduled = scheduled = set(to_run)
         self.run_id = uuid.uuid4().hex[:8]
+        self.position = {name: i for i, name in enumerate(to_run)}
+        self.task_keys: dict[str, tuple] = {}  # step -> its (value, out, ref) task keys, when it has several
         self.shipper = Shipper()
         self.inputs: dict[str, tuple[str, ...]] = {}  # each step's distinct scheduled inputs
         self.unsubmitted: dict[str, int] = {}  # how many consumers of each step are not submitted yet
@@ -76,10 +78,10 @@ class DaskGraphRun(GraphSubmission):
             for d in own:
                 self.unsubmitted[d] = self.unsubmitted.get(d, 0) + 1
         self.refs: dict[str, Any] = {}  # step -> TaskRef of the task holding its value
-        self.value_key: dict[str, str] = {}
-        self.futures: dict[str, Any] = {}  # key -> Future the client holds (see the invariant)
-        self.watch: dict[str, tuple[str, str]] = {}  # key -> (step, role) of the futures awaited
-        self.key_name: dict[str, str] = {}
+        self.value_key: dict[str, Any] = {}
+        self.futures: dict[Any, Any] = {}  # key -> Future the client holds (see the invariant)
+        self.watch: dict[Any, tuple[str, str]] = {}  # key -> (step, role) of the futures awaited
+        self.key_name: dict[Any, str] = {}
         self.consumers: dict[str, list[str]] = {}  # submitted consumers of each step
         self.waiting_for: dict[str, int] = {}  # submitted step -> inputs not finished yet
         self.started: dict[str, float] = {}  # step -> when its inputs were done (step_finish's seconds)
@@ -99,7 +101,7 @@ class DaskGraphRun(GraphSubmission):
         """No progress to report: the steps whose value nobody here needs (no Context, not the head) are not
         awaited one by one (that costs this process, where a LocalCluster's scheduler also runs, about as
         much as Dask's own work per task); their futures are polled a few times a second instead."""
-        self.polled: dict[str, Any] = {}  # key -> future, checked by _sweep
+        self.polled: dict[Any, Any] = {}  # key -> future, checked by _sweep
         self.swept = 0.0
 
     # -- the loop -----------------------------------------------------------------------------------------
@@ -296,14 +298,15 @@ class DaskGraphRun(GraphSubmission):
                 fetch = future.result  # another run that waits for it fetches it from the cluster
         elif kind == "timed":
             value, seconds = got
-            self.futures.pop(f"{key}-out", None)
+            self.futures.pop(self.task_keys[name][1], None)
             value = record_result(self.plan, step, name, value, seconds)
         else:
             written = got
             seconds = written.seconds
             value_future = self.futures[key]
-            self.futures.pop(f"{key}-out", None)
-            self.futures.pop(f"{key}-ref", None)
+            _, out, ref = self.task_keys[name]
+            self.futures.pop(out, None)
+            self.futures.pop(ref, None)
             if not adopt(step, name, self.plan.fingerprint(name), written):
                 value = record_result(self.plan, step, name, value_future.result(), seconds)
             elif self.ticket.wanted(name):
@@ -342,7 +345,7 @@ class DaskGraphRun(GraphSubmission):
         blamed = getattr(exc, "step", None)
         if blamed is None:
             task = getattr(exc, "task", None)  # KilledWorker names the task whose workers kept dying
-            blamed = self.key_name.get(task, name) if isinstance(task, str) else name
+            blamed = self.key_name.get(task, name) if isinstance(task, (str, tuple)) else name
         if blamed != name:  # Dask gave it the error of an input that failed: it never ran
             self.failed.add(name)
             return
@@ -372,7 +375,7 @@ class DaskGraphRun(GraphSubmission):
         start between the question and the cancelling."""
         self.stopping = True
         self.foreign, self.held = {}, []
-        groups: dict[str, list[str]] = {}
+        groups: dict[Any, list[Any]] = {}
         for key, future in self.futures.items():
             if future.status == "pending":
                 groups.setdefault(self.key_name.get(key, key), []).append(key)

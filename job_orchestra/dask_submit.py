@@ -35,6 +35,8 @@ class GraphSubmission:
     to_run: list[str]
     scheduled: set[str]
     run_id: str
+    position: dict[str, int]
+    task_keys: dict[str, tuple]
     shipper: Any
     plan: Any
     events: Any
@@ -42,9 +44,9 @@ class GraphSubmission:
     unsubmitted: dict[str, int]
     refs: dict[str, Any]
     value_key: dict[str, str]
-    futures: dict[str, Any]
-    watch: dict[str, tuple[str, str]]
-    key_name: dict[str, str]
+    futures: dict[Any, Any]
+    watch: dict[Any, tuple[str, str]]
+    key_name: dict[Any, str]
     consumers: dict[str, list[str]]
     waiting_for: dict[str, int]
     started: dict[str, float]
@@ -54,7 +56,7 @@ class GraphSubmission:
     done: set[str]
     completed: Any
     lean: bool
-    polled: dict[str, Any]
+    polled: dict[Any, Any]
 
     def _submit(self, names: list[str]) -> None:
         """Submit ``names`` (plan order) in batches; a step needing a result not known yet is held."""
@@ -71,20 +73,25 @@ class GraphSubmission:
 
     def _submit_batch(self, names: list[str]) -> None:
         Task, TaskRef = self.Task, self.TaskRef
-        graph: dict[str, Any] = {}
-        keys: list[str] = []
+        graph: dict[Any, Any] = {}
+        keys: list[Any] = []
         roles: dict[str, tuple[str, str]] = {}
         self._context_inputs(names, graph, keys)
         shipper, steps, deps, refs, run_id = self.shipper, self.steps, self.deps, self.refs, self.run_id
+        position = self.position
         from_context, scheduled, plan = self.from_context, self.scheduled, self.plan
         for name in names:
             step = steps[name]
             args = [refs[d] if d in scheduled else from_context[d] for d in deps[name]]
             cls_bytes, state = shipper.ship(name, step)
-            key = f"{name}-{run_id}"
+            # Keys grouped by class, as Dask names its own (one task group per class, not one per step: the
+            # scheduler's bookkeeping grows with the number of groups), unique by the run and plan position.
+            kind, at = type(step).__name__, position[name]
+            key = (f"{kind}-{run_id}", at)
             writer = None if step.ctx is None else writer_for(step, name, plan.fingerprint(name))
             if writer is not None:
-                out, ref = f"{key}-out", f"{key}-ref"
+                out, ref = (f"{kind}-out-{run_id}", at), (f"{kind}-ref-{run_id}", at)
+                self.task_keys[name] = (key, out, ref)
                 graph[out] = Task(out, run_step_writing, cls_bytes, state, name, state_bytes(writer), *args)
                 graph[key] = Task(key, operator.getitem, TaskRef(out), 0)
                 graph[ref] = Task(ref, operator.getitem, TaskRef(out), 1)
@@ -92,7 +99,8 @@ class GraphSubmission:
                 roles[ref] = (name, "written")
                 self.key_name[out] = self.key_name[ref] = name
             elif step.ctx is not None:
-                out = f"{key}-out"
+                out = (f"{kind}-out-{run_id}", at)
+                self.task_keys[name] = (key, out, None)
                 graph[out] = Task(out, run_step_timed, cls_bytes, state, name, *args)
                 keys.append(out)
                 roles[out] = (name, "timed")
@@ -148,7 +156,7 @@ class GraphSubmission:
             if key is not None:
                 self.futures.pop(key, None)
 
-    def _context_inputs(self, names: list[str], graph: dict[str, Any], keys: list[str]) -> None:
+    def _context_inputs(self, names: list[str], graph: dict[Any, Any], keys: list[Any]) -> None:
         """The inputs of ``names`` taken from a Context: read by a worker from a cache the workers share, or
         scattered from here (all those of a batch in one call)."""
         to_scatter = []
@@ -159,7 +167,7 @@ class GraphSubmission:
                 ctx = self.steps[d].ctx
                 reader = reader_for(ctx, d)
                 if reader is not None:  # the workers read it from the cache: it never comes here
-                    key = f"{d}-{self.run_id}-stored"
+                    key = (f"stored-{self.run_id}", len(self.from_context))
                     graph[key] = self.Task(key, read_stored, state_bytes(reader))
                     keys.append(key)
                     self.from_context[d] = self.TaskRef(key)

@@ -146,7 +146,7 @@ def read_stored(reader: bytes) -> Any:
     return read_on_worker(pickle.loads(reader))
 
 
-def cancel_not_started(groups: dict[str, list[str]], client: str, everything: bool, dask_scheduler: Any) -> list:
+def cancel_not_started(groups: dict[Any, list[Any]], client: str, everything: bool, dask_scheduler: Any) -> list:
     """Scheduler side: cancel the tasks of every step none of whose tasks is running or done yet (all of
     them with ``everything``); returns the keys cancelled."""
     started = ("processing", "memory", "erred")
