@@ -98,20 +98,32 @@ class DaskBackend(Backend):
     """A ``dask.distributed.Client``: each step is a task whose arguments are its dependencies' futures.
 
     Results stay on the workers and move between them as Dask decides; only what a Context keeps and the
-    head's result are gathered. A future is dropped once every consumer has been submitted, so Dask frees
-    the data when those consumers are done.
+    head's result are gathered. Without ``max_workers`` the whole plan is submitted ahead
+    (:mod:`job_orchestra.dask_graph`); with it, the parallel loop keeps at most that many steps in flight and
+    drops a future once every consumer has been submitted, so Dask frees the data when those are done.
     """
 
     local_results = False
 
     def __init__(self, client: Any, max_workers: int | None) -> None:
         self.client = client
+        self.ahead = max_workers is None  # no limit asked: the whole graph goes to the scheduler ahead
         if max_workers is None:
             total = sum(client.nthreads().values())
             max_workers = total or None  # no workers yet (adaptive cluster): let Dask queue the tasks
         self.limit = max_workers
         self._run_id = uuid.uuid4().hex[:8]
         self._values: dict[str, Any] = {}  # reference task key -> the value's future (worker-written results)
+
+    @property
+    def runner(self) -> Any:
+        """The run that submits the whole plan ahead (:mod:`job_orchestra.dask_graph`), unless ``max_workers``
+        asks for at most that many steps in flight (then the parallel loop keeps to it)."""
+        if not self.ahead:
+            return None
+        from .dask_graph import DaskGraphRun  # only Dask runs need it
+
+        return DaskGraphRun
 
     def submit(self, name: str, step: Step, inputs: list[Any], key: tuple | None = None, writer: Any = None) -> Any:
         """A task running ``step``; with a ``writer`` (:mod:`job_orchestra.worker_writes`) the worker also

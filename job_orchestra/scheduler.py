@@ -63,7 +63,8 @@ def materialize(
 
         ticket.planned(plan, to_run, serial=False)
         with resolve(executor, max_workers) as backend:
-            return _reporting(plan, events, ParallelRun(plan, to_run, events, backend, ticket).run)
+            runner = getattr(backend, "runner", None) or ParallelRun  # Dask: the whole graph submitted ahead
+            return _reporting(plan, events, runner(plan, to_run, events, backend, ticket).run)
     finally:
         ticket.leave()
 

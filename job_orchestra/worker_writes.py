@@ -30,7 +30,7 @@ from .shipping import _failure
 if TYPE_CHECKING:
     from .step import Step
 
-__all__ = ["WrittenRef", "adopt", "read_on_worker", "reader_for", "run_and_write", "writer_for"]
+__all__ = ["WrittenRef", "adopt", "read_on_worker", "reader_for", "run_and_write", "write_result", "writer_for"]
 
 
 class WrittenRef(NamedTuple):
@@ -77,6 +77,14 @@ def run_and_write(step_bytes: bytes, name: str, writer: Any, *inputs: Any) -> tu
     """
     try:
         step = pickle.loads(step_bytes)
+    except BaseException as exc:
+        raise _failure(exc) from None
+    return write_result(step, name, writer, inputs)
+
+
+def write_result(step: Step, name: str, writer: Any, inputs: Any) -> tuple[Any, WrittenRef]:
+    """Worker side: run a loaded step on ``inputs``, write its result through ``writer``: ``(value, ref)``."""
+    try:
         started = time.perf_counter()
         output = as_attrdict(step.run(*inputs))
         seconds = time.perf_counter() - started
