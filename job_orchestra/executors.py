@@ -23,8 +23,10 @@ from typing import TYPE_CHECKING, Any
 from .errors import WorkerDiedError
 from .shipping import (
     Backend,
+    Gate,
     RemoteFailure,
     _give_main_a_spec,
+    call_gated,
     call_releasing,
     dump_step,
     process_context,
@@ -43,13 +45,20 @@ __all__ = ["Backend", "DaskBackend", "FuturesBackend", "process_context", "resol
 class FuturesBackend(Backend):
     """A ``concurrent.futures.Executor``: threads run ``step.run`` here, other executors get pickled payloads."""
 
-    def __init__(self, executor: Executor, limit: int | None, *, owned: bool, ship: bool) -> None:
+    def __init__(
+        self, executor: Executor, limit: int | None, *, owned: bool, ship: bool, queue_ahead: bool = False
+    ) -> None:
         if ship:
             _give_main_a_spec()
         self.executor = executor
         self.limit = limit
         self.owned = owned
         self.ship = ship
+        if queue_ahead and limit and not ship:
+            # Every thread finds its next step in the pool's queue instead of waiting for this thread to
+            # submit one; the gate keeps "no new step after a failure or Ctrl-C" exact.
+            self.ahead = max(_AHEAD, 4 * limit)
+            self.gate = Gate()
         self.names: dict[Future, str] = {}  # step of each shipped future still running
         self.broken_with: list[str] | None = None  # the steps the pool held when it broke
 
@@ -67,7 +76,9 @@ class FuturesBackend(Backend):
             name,
         )
 
-    def submit(self, name: str, step: Step, inputs: list[Any], key: tuple | None = None) -> Future:
+    def submit(self, name: str, step: Step, inputs: list[Any], key: tuple | None = None, gated: bool = False) -> Future:
+        if self.gate is not None:
+            return self.executor.submit(call_gated, self.gate, name, gated, step.run, inputs, key)
         if not self.ship:
             return self.executor.submit(call_releasing, step.run, inputs, key)
         payload, args = ship_call(name, step, inputs)
@@ -162,6 +173,9 @@ class DaskBackend(Backend):
         pass  # the client belongs to the caller
 
 
+_AHEAD = 16  # steps waiting in a thread pool's queue, at least: enough to keep its threads from idling
+
+
 def _is_dask_client(obj: Any) -> bool:
     kind = type(obj)
     return kind.__name__ == "Client" and kind.__module__.split(".")[0] == "distributed"
@@ -185,7 +199,7 @@ def resolve(executor: Any, max_workers: int | None = None) -> Iterator[Backend]:
         choice = executor.lower()
         if choice == "threads":
             pool: Executor = ThreadPoolExecutor(max_workers, thread_name_prefix="job-orchestra")
-            backend = FuturesBackend(pool, max_workers or pool._max_workers, owned=True, ship=False)
+            backend = FuturesBackend(pool, pool._max_workers, owned=True, ship=False, queue_ahead=True)
         elif choice == "processes":
             from .workers import ProcessWorkers  # imports multiprocessing: only process runs pay for it
 
@@ -199,7 +213,10 @@ def resolve(executor: Any, max_workers: int | None = None) -> Iterator[Backend]:
     elif isinstance(executor, Executor):
         own_limit = getattr(executor, "_max_workers", None)
         limit = min(filter(None, (max_workers, own_limit)), default=None)
-        backend = FuturesBackend(executor, limit, owned=False, ship=not isinstance(executor, ThreadPoolExecutor))
+        threads = isinstance(executor, ThreadPoolExecutor)
+        # steps queue ahead only where the pool's own size keeps max_workers (a smaller one is kept here)
+        ahead = threads and limit is not None and limit == own_limit
+        backend = FuturesBackend(executor, limit, owned=False, ship=not threads, queue_ahead=ahead)
     elif _is_dask_client(executor):
         backend = DaskBackend(executor, max_workers)
     else:

@@ -14,11 +14,13 @@ import queue
 import signal
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from . import inflight
 from .runstate import consumer_counts, note_failure, note_interrupt, record_result
+from .shipping import NOT_STARTED
 from .tracebacks import user_traceback
 from .worker_writes import adopt, reader_for, writer_for
 
@@ -66,6 +68,13 @@ class ParallelRun:
         self.ticket = ticket
         self.done: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
         self.limit = backend.limit or len(to_run)
+        # Thread pools take more steps than they have threads (each thread finds its next one queued);
+        # only `limit` are announced as started at a time, a queued one once its thread has begun it.
+        self.gate = backend.gate
+        self.window = self.limit + backend.ahead if self.gate is not None else self.limit
+        self.announced = 0  # steps of this run announced as running (step_start) and not yet collected
+        self.queued: deque[str] = deque()  # submitted ahead, not announced yet (in the pool's queue order)
+        self.skipped: set[str] = set()  # queued steps that never started: the run had stopped
         self.local = backend.local_results
         self.finished = 0
         self.failure: tuple[str, BaseException] | None = None
@@ -83,9 +92,12 @@ class ParallelRun:
                     if not self.running:
                         break
                     self._collect_next(self._next_done())
-                    while self.running and not self.done.empty():  # everything else finished meanwhile
-                        self._collect_next(self.done.get())
+                    self._collect_finished()
+                    if self.queued:
+                        self._announce_begun()
             except KeyboardInterrupt as exc:
+                if self.gate is not None:
+                    self.gate.stopped = True  # queued steps do not start
                 self._drain_after_interrupt(exc)
                 raise
         if self.failure is not None:
@@ -117,6 +129,26 @@ class ParallelRun:
         finally:
             signal.signal(signal.SIGINT, previous)
 
+    def _collect_finished(self) -> None:
+        """Collect every step that has finished meanwhile, without waiting."""
+        done = self.done
+        while self.running and not done.empty():
+            self._collect_next(done.get())
+
+    def _announce_begun(self) -> None:
+        """Announce (``step_start``) queued steps their pool thread has begun, while fewer than ``limit`` are
+        announced. The pool takes its queue in order; a thread begins its next step only after its last one
+        finished, so collecting what has finished first keeps the announced steps at most ``limit``."""
+        queued, began = self.queued, self.gate.began  # type: ignore[union-attr]
+        while queued and self.announced < self.limit and queued[0] in began and self.failure is None:
+            self._collect_finished()
+            if not queued or self.announced >= self.limit or self.failure is not None:
+                return
+            name = queued.popleft()
+            self.announced += 1
+            if self.events:
+                self.events.emit("step_start", name)
+
     def _check_interrupt(self) -> None:
         if self.interrupt_requested:
             self.interrupt_requested = False
@@ -124,8 +156,8 @@ class ParallelRun:
 
     # -- submitting ----------------------------------------------------------------------------------
     def _submit_ready(self) -> None:
-        ready, events = self.ready, self.events
-        while ready and len(self.running) < self.limit:
+        ready, events, gate = self.ready, self.events, self.gate
+        while ready and len(self.running) < self.window:
             self._check_interrupt()
             _, name = heapq.heappop(ready)
             step = self.steps[name]
@@ -142,16 +174,26 @@ class ParallelRun:
                 self.foreign[name] = claim
                 claim.add_done_callback(lambda name=name, claim=claim: self.done.put((name, claim)))
                 continue
-            if events:
-                events.emit("step_start", name)
+            announce = gate is None or (self.announced < self.limit and not self.queued)
+            if announce:
+                if gate is not None:
+                    self.announced += 1
+                if events:
+                    events.emit("step_start", name)
             try:
                 writer = None if self.local else writer_for(step, name, self.plan.fingerprint(name))
-                if writer is None:
+                if gate is not None:  # a queued step is held back if the run stops before a thread takes it
+                    handle = self.backend.submit(name, step, inputs, self.ticket.key(name), gated=not announce)
+                    if not announce:
+                        self.queued.append(name)
+                elif writer is None:
                     handle = self.backend.submit(name, step, inputs, self.ticket.key(name))
                 else:  # the worker writes the result into the cache itself
                     handle = self.backend.submit(name, step, inputs, self.ticket.key(name), writer=writer)
                     self.written.add(name)
             except Exception as exc:  # e.g. the step cannot be serialized for another process
+                if announce and gate is not None:
+                    self.announced -= 1
                 self.ticket.fail(name, exc)
                 self._fail(name, exc)
                 return
@@ -209,6 +251,12 @@ class ParallelRun:
             if self.events:
                 self.events.emit("step_cached", name)
         else:
+            if self.gate is not None:
+                began = self.gate.began.pop(name, None)
+                if not self._account(name, handle):
+                    return
+                if began is not None:
+                    started = began
             try:
                 if name in self.written:  # the worker wrote it into the cache: only a reference came back
                     self.written.discard(name)
@@ -242,6 +290,20 @@ class ParallelRun:
         if name in self.waiting:
             self.results[name] = ref
 
+    def _account(self, name: str, handle: Any) -> bool:
+        """Bookkeeping of a gated step's announcement when it is collected; False if it never started."""
+        if self.queued and name in self.queued:  # finished before it was announced
+            self.queued.remove(name)
+            if self.gate.stopped and _not_started(handle):  # type: ignore[union-attr]
+                self.skipped.add(name)
+                self.ticket.fail(name, _NOT_STARTED_ERROR)
+                return False
+            if self.events:
+                self.events.emit("step_start", name)
+        else:
+            self.announced -= 1
+        return True
+
     def _collect_written(self, name: str, step: Any, handle: Any, keep: bool, is_head: bool) -> tuple[Any, Any]:
         """A result the worker wrote into the step's cache: the Context shows it lazily from the small
         reference; the value is fetched only for the head (read once, from the cache) or another run. If
@@ -255,6 +317,8 @@ class ParallelRun:
         return ref, value
 
     def _fail(self, name: str, exc: BaseException) -> None:
+        if self.gate is not None:
+            self.gate.stopped = True  # queued steps do not start
         if self.failure is None:
             self.failure = (name, exc)
         else:
@@ -271,7 +335,13 @@ class ParallelRun:
                 self._collect_next(self._next_done())
         except KeyboardInterrupt:
             abandoned = True
+        running = [name for name in running if name not in self.skipped]
         note_interrupt(exc, running, self.finished, abandoned)
 
 
+def _not_started(handle: Any) -> bool:
+    return not handle.cancelled() and handle.exception() is None and handle.result() is NOT_STARTED
+
+
 _MISSING = object()
+_NOT_STARTED_ERROR = KeyboardInterrupt("the run that was to compute it stopped before starting it")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import pickle
 import sys
+import time
 import traceback
 from typing import TYPE_CHECKING, Any
 
@@ -28,8 +29,11 @@ if TYPE_CHECKING:
     from .step import Step
 
 __all__ = [
+    "NOT_STARTED",
     "Backend",
+    "Gate",
     "RemoteFailure",
+    "call_gated",
     "call_releasing",
     "dump_step",
     "process_context",
@@ -142,6 +146,40 @@ def call_releasing(run: Any, inputs: list[Any], key: tuple | None = None) -> Any
         here.discard(key)
 
 
+class Gate:
+    """What a run shares with the pool threads running steps it submitted ahead of free workers.
+
+    ``began`` maps each step a thread has begun to when it began (the coordinating thread announces a
+    queued step only once it is there); ``stopped`` is set by a failing step, or by the run on a failure or
+    Ctrl-C, so queued steps that have not begun never start.
+    """
+
+    __slots__ = ("began", "stopped")
+
+    def __init__(self) -> None:
+        self.began: dict[str, float] = {}
+        self.stopped = False
+
+
+NOT_STARTED = object()
+"""What :func:`call_gated` returns for a queued step that did not start because its run had stopped."""
+
+
+def call_gated(gate: Gate, name: str, gated: bool, run: Any, inputs: list[Any], key: tuple | None) -> Any:
+    """:func:`call_releasing` for a step submitted to a thread pool, noting in ``gate`` when it began; a
+    ``gated`` (queued) step whose run has stopped returns :data:`NOT_STARTED` without running."""
+    gate.began[name] = time.perf_counter()
+    if gated and gate.stopped:
+        del gate.began[name]
+        inputs.clear()
+        return NOT_STARTED
+    try:
+        return call_releasing(run, inputs, key)
+    except BaseException:
+        gate.stopped = True  # before the pool thread takes its next queued step
+        raise
+
+
 def run_on_dask(step_bytes: bytes, *inputs: Any) -> Any:
     """Worker side for Dask: inputs arrive as values (Dask moved them); the output stays on the worker."""
     try:
@@ -157,6 +195,12 @@ class Backend:
 
     limit: int | None = None
     """At most this many steps in flight (None: as many as are ready)."""
+
+    ahead: int = 0
+    """How many more steps may wait in the executor's own queue (only with a :class:`Gate`)."""
+
+    gate: Gate | None = None
+    """Set when steps submitted ahead run in this process and can be held back (see :func:`call_gated`)."""
 
     local_results: bool = True
     """Results come back to this process (False: they stay with the workers, consumers get references)."""
