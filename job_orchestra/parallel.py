@@ -53,16 +53,25 @@ class ParallelRun:
         self.from_context: dict[str, Any] = {}  # refs of results taken from a Context
         self.position = {name: i for i, name in enumerate(to_run)}
         # The ready queue: how many scheduled inputs each step still waits for, and who waits for each step.
-        self.blocked: dict[str, int] = {}
-        self.consumers: dict[str, list[str]] = {}
-        self.ready: list[tuple[int, str]] = []  # heap of (plan position, name)
+        blocked: dict[str, int] = dict.fromkeys(to_run, 0)
+        consumers: dict[str, list[str]] = {}
+        ready: list[tuple[int, str]] = []  # heap of (plan position, name); plan order is already a heap
+        self.blocked, self.consumers, self.ready = blocked, consumers, ready
+        deps = self.deps
         for i, name in enumerate(to_run):
-            inputs = [d for d in self.deps[name] if d in scheduled]
-            for d in dict.fromkeys(inputs):
-                self.consumers.setdefault(d, []).append(name)
-            self.blocked[name] = len(set(inputs))
-            if not inputs:
-                self.ready.append((i, name))
+            own = deps[name]
+            if own:
+                inputs = {d: None for d in own if d in scheduled}  # once each, in order
+                for d in inputs:
+                    waiters = consumers.get(d)
+                    if waiters is None:
+                        consumers[d] = [name]
+                    else:
+                        waiters.append(name)
+                if inputs:
+                    blocked[name] = len(inputs)
+                    continue
+            ready.append((i, name))
         self.running: dict[str, float] = {}  # name -> when it was submitted
         self.foreign: dict[str, inflight.Claim] = {}  # running steps another run computes for this one
         self.ticket = ticket
