@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 
 from . import inflight
 from .runstate import consumer_counts, note_failure, note_interrupt, record_result
-from .shipping import NOT_STARTED
 from .tracebacks import user_traceback
 from .worker_writes import adopt, reader_for, writer_for
 
@@ -80,7 +79,8 @@ class ParallelRun:
         # Thread pools take more steps than they have threads (each thread finds its next one queued);
         # only `limit` are announced as started at a time, a queued one once its thread has begun it.
         self.gate = backend.gate
-        self.window = self.limit + backend.ahead if self.gate is not None else self.limit
+        self.window = self.limit + backend.ahead if self.gate is not None and not self.gate.adaptive else self.limit
+        self.quick = 0  # steps in a row that ran for less than _QUICK (see _adapt)
         self.announced = 0  # steps of this run announced as running (step_start) and not yet collected
         self.queued: deque[str] = deque()  # submitted ahead, not announced yet (in the pool's queue order)
         self.skipped: set[str] = set()  # queued steps that never started: the run had stopped
@@ -106,7 +106,7 @@ class ParallelRun:
                         self._announce_begun()
             except KeyboardInterrupt as exc:
                 if self.gate is not None:
-                    self.gate.stopped = True  # queued steps do not start
+                    self.gate.stop()  # queued steps do not start
                 self._drain_after_interrupt(exc)
                 raise
         if self.failure is not None:
@@ -276,8 +276,12 @@ class ParallelRun:
                     keep = is_head or step.ctx is not None or self.ticket.wanted(name)
                     ref, value = self.backend.collect(handle, keep)
                     del handle
+                    seconds = time.perf_counter() - started
+                    if self.gate is not None and self.gate.seconds:  # measured in the worker process
+                        seconds = self.gate.seconds.pop(name, seconds)
+                        self._adapt(seconds)
                     if self.local or keep:
-                        value = record_result(self.plan, step, name, value, time.perf_counter() - started)
+                        value = record_result(self.plan, step, name, value, seconds)
                         if self.local:
                             ref = value
             except BaseException as exc:
@@ -287,7 +291,7 @@ class ParallelRun:
             self.ticket.finish(name, value, None if self.local or keep else ref.result)
             self.finished += 1
             if self.events:
-                self.events.emit("step_finish", name, time.perf_counter() - started)
+                self.events.emit("step_finish", name, seconds if self.local else time.perf_counter() - started)
         blocked, position, ready = self.blocked, self.position, self.ready
         for consumer in self.consumers.get(name, ()):
             left = blocked[consumer] - 1
@@ -299,11 +303,23 @@ class ParallelRun:
         if name in self.waiting:
             self.results[name] = ref
 
+    def _adapt(self, seconds: float) -> None:
+        """Where a queued step is announced only when it finishes (a process pool): queue ahead only while
+        steps are quick, so that a long step is announced when it starts."""
+        if seconds < _QUICK:
+            self.quick += 1
+            if self.quick >= self.limit:
+                self.window = self.limit + self.backend.ahead
+        else:
+            self.quick = 0
+            self.window = self.limit
+
     def _account(self, name: str, handle: Any) -> bool:
         """Bookkeeping of a gated step's announcement when it is collected; False if it never started."""
         if self.queued and name in self.queued:  # finished before it was announced
             self.queued.remove(name)
-            if self.gate.stopped and _not_started(handle):  # type: ignore[union-attr]
+            gate = self.gate
+            if (gate.stopped or gate.adaptive) and gate.not_started(handle):  # type: ignore[union-attr]
                 self.skipped.add(name)
                 self.ticket.fail(name, _NOT_STARTED_ERROR)
                 return False
@@ -327,7 +343,7 @@ class ParallelRun:
 
     def _fail(self, name: str, exc: BaseException) -> None:
         if self.gate is not None:
-            self.gate.stopped = True  # queued steps do not start
+            self.gate.stop()  # queued steps do not start
         if self.failure is None:
             self.failure = (name, exc)
         else:
@@ -348,9 +364,6 @@ class ParallelRun:
         note_interrupt(exc, running, self.finished, abandoned)
 
 
-def _not_started(handle: Any) -> bool:
-    return not handle.cancelled() and handle.exception() is None and handle.result() is NOT_STARTED
-
-
 _MISSING = object()
+_QUICK = 0.005  # seconds: a step this short costs less than handing it to a process pool's worker
 _NOT_STARTED_ERROR = KeyboardInterrupt("the run that was to compute it stopped before starting it")

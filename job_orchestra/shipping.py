@@ -13,11 +13,15 @@ and maps a notebook class that comes back in a result to the notebook's own clas
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import os
 import pickle
 import sys
+import tempfile
 import time
 import traceback
+import uuid
 from typing import TYPE_CHECKING, Any
 
 import cloudpickle
@@ -33,11 +37,13 @@ __all__ = [
     "Backend",
     "Gate",
     "RemoteFailure",
+    "StopFile",
     "call_gated",
     "call_releasing",
     "dump_step",
     "process_context",
     "run_on_dask",
+    "run_queued",
     "run_shipped",
     "ship_call",
     "ship_dumps",
@@ -130,6 +136,20 @@ def run_shipped(step_bytes: bytes, inputs_bytes: bytes) -> bytes:
         raise _failure(exc) from None
 
 
+def run_queued(step_bytes: bytes, inputs_bytes: bytes, stop_path: str, gated: bool) -> tuple[float, bytes]:
+    """Worker side of a step on a process pool that takes steps ahead: ``(seconds it ran, pickled output)``,
+    or ``(0.0, b"")`` for a ``gated`` (queued) step whose run has stopped (:class:`StopFile`)."""
+    if gated and os.path.exists(stop_path):
+        return 0.0, b""
+    began = time.perf_counter()
+    try:
+        out = run_shipped(step_bytes, inputs_bytes)
+    except BaseException:
+        _touch(stop_path)  # before this worker takes its next queued step
+        raise
+    return time.perf_counter() - began, out
+
+
 def call_releasing(run: Any, inputs: list[Any], key: tuple | None = None) -> Any:
     """Call ``run(*inputs)`` after emptying ``inputs``, so the executor's work item does not keep the
     inputs alive once the step is done (a thread pool holds its arguments until the next task). ``key``
@@ -154,11 +174,57 @@ class Gate:
     Ctrl-C, so queued steps that have not begun never start.
     """
 
-    __slots__ = ("began", "stopped")
+    __slots__ = ("began", "seconds", "stopped")
+
+    adaptive = False  # steps always queue ahead
 
     def __init__(self) -> None:
         self.began: dict[str, float] = {}
+        self.seconds: dict[str, float] = {}  # how long finished steps ran, where the worker measured it
         self.stopped = False
+
+    def stop(self) -> None:
+        self.stopped = True
+
+    def not_started(self, handle: Any) -> bool:
+        """Whether a finished handle is a queued step that did not start."""
+        return not handle.cancelled() and handle.exception() is None and handle.result() is NOT_STARTED
+
+    def close(self) -> None:
+        pass
+
+
+class StopFile(Gate):
+    """The gate of steps queued ahead in a process pool: a file that appears when the run stops.
+
+    Worker processes cannot see this process's memory, so a queued step checks for the file before it
+    starts, and a failing step creates it. Nothing tells this process when a queued step begins, so such a
+    step is announced when it finishes; steps queue ahead only while steps are quick (``adaptive``).
+    """
+
+    __slots__ = ("path",)
+
+    adaptive = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.path = os.path.join(tempfile.gettempdir(), f"job-orchestra-stop-{uuid.uuid4().hex}")
+
+    def stop(self) -> None:
+        self.stopped = True
+        _touch(self.path)
+
+    def not_started(self, handle: Any) -> bool:
+        return not handle.cancelled() and handle.exception() is None and handle.result()[1] == b""
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
+
+
+def _touch(path: str) -> None:
+    with contextlib.suppress(OSError), open(path, "a"):
+        pass
 
 
 NOT_STARTED = object()

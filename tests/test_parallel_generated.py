@@ -249,3 +249,29 @@ def test_a_queued_step_never_starts_after_a_failure():
         head.materialize("threads", max_workers=2, callbacks=log)
     assert started_after == []
     assert set(results(ctx)) == set(log.finished) and len(log.finished) < 120
+
+
+def test_a_process_pool_taking_steps_ahead_stops_at_a_failure_and_cleans_up(process_pool, tmp_path):
+    """Quick steps queue ahead on a process pool: a failure stops the run, what finished is kept (and only
+    that), the resumed run does the rest, and the run's stop file does not outlive it."""
+    import glob
+    import tempfile
+
+    pattern = f"{tempfile.gettempdir()}/job-orchestra-stop-*"
+    before = set(glob.glob(pattern))
+    marker = tmp_path / "fail"
+    marker.write_text("on")
+    ctx = Context()
+    quick = [Node(i, ctx=ctx) for i in range(200)]
+    head = Node(999, depends_on=[*quick[100:], Node(500, str(marker), ctx=ctx), *quick[:100]], ctx=ctx)
+    log = Log()
+    with pytest.raises(Boom):
+        head.materialize(process_pool, callbacks=log)
+    assert set(results(ctx)) == set(log.finished) and len(log.finished) == len(set(log.finished)) < 200
+    assert set(log.started) >= set(log.finished) and "s500" in log.started and "s999" not in log.started
+    assert set(glob.glob(pattern)) == before
+    marker.unlink()
+    again = Log()
+    assert head.materialize(process_pool, callbacks=again) == 999 + (sum(range(200)) + 500) % 1_000_003
+    assert not set(again.finished) & set(log.finished)
+    assert set(again.finished) | set(log.finished) == {f"s{i}" for i in [*range(200), 500, 999]}
