@@ -4,6 +4,12 @@ It keeps the ready queue itself (the prepare / get_ready / done protocol of :cla
 without its cycle check: ``collect()`` already validated the graph) and runs on a backend from
 :mod:`job_orchestra.executors`. A step another run is computing (:mod:`job_orchestra.inflight`) is not
 submitted: its entry is one more handle this run waits for, so this loop never blocks on another run.
+
+A thread pool, or a caller's process pool while its steps are quick, takes steps ahead of its free workers,
+so a worker finds its next step queued instead of waiting for this thread (the round trip dominates a short
+step). A gate shared with the workers (:class:`~job_orchestra.shipping.Gate`) keeps what the one-per-free-
+worker loop guaranteed: a queued step does not start once a step failed or Ctrl-C came, and at most
+``limit`` steps are announced (``step_start``) as running, a queued one when it is known to have begun.
 """
 
 from __future__ import annotations
@@ -35,7 +41,8 @@ class ParallelRun:
     """One parallel ``materialize()``: submits ready steps in plan order, records each result as it comes.
 
     Only this (coordinating) thread touches the state and emits events; worker threads merely put finished
-    handles on a queue. On a failure or an interrupt no new step starts and running steps are waited for.
+    handles on a queue (and note in the gate when they begin a queued step). On a failure or an interrupt no
+    new step starts and running steps are waited for.
     """
 
     _POLL = 0.1  # seconds between checks for Ctrl-C while waiting (a blocked queue.get() would hide it)
