@@ -169,7 +169,7 @@ def call_releasing(run: Any, inputs: list[Any], key: tuple | None = None) -> Any
 class Gate:
     """What a run shares with the pool threads running steps it submitted ahead of free workers.
 
-    ``began`` maps each step a thread has begun to when it began (the coordinating thread announces a
+    ``began`` maps each queued step a thread has begun to when it began (the coordinating thread announces a
     queued step only once it is there); ``stopped`` is set by a failing step, or by the run on a failure or
     Ctrl-C, so queued steps that have not begun never start.
     """
@@ -234,11 +234,12 @@ NOT_STARTED = object()
 def call_gated(gate: Gate, name: str, gated: bool, run: Any, inputs: list[Any], key: tuple | None) -> Any:
     """:func:`call_releasing` for a step submitted to a thread pool, noting in ``gate`` when it began; a
     ``gated`` (queued) step whose run has stopped returns :data:`NOT_STARTED` without running."""
-    gate.began[name] = time.perf_counter()
-    if gated and gate.stopped:
-        del gate.began[name]
-        inputs.clear()
-        return NOT_STARTED
+    if gated:  # (a step announced when submitted started on a free thread: nothing to note)
+        gate.began[name] = time.perf_counter()
+        if gate.stopped:
+            del gate.began[name]
+            inputs.clear()
+            return NOT_STARTED
     try:
         return call_releasing(run, inputs, key)
     except BaseException:
