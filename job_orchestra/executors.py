@@ -17,18 +17,23 @@ import os
 import pickle
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import BrokenExecutor, Executor, Future, ThreadPoolExecutor
+from concurrent.futures import BrokenExecutor, Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from .errors import WorkerDiedError
 from .shipping import (
+    NOT_STARTED,
     Backend,
+    Gate,
     RemoteFailure,
+    StopFile,
     _give_main_a_spec,
+    call_gated,
     call_releasing,
     dump_step,
     process_context,
     run_on_dask,
+    run_queued,
     run_shipped,
     ship_call,
     strip_step,
@@ -43,13 +48,20 @@ __all__ = ["Backend", "DaskBackend", "FuturesBackend", "process_context", "resol
 class FuturesBackend(Backend):
     """A ``concurrent.futures.Executor``: threads run ``step.run`` here, other executors get pickled payloads."""
 
-    def __init__(self, executor: Executor, limit: int | None, *, owned: bool, ship: bool) -> None:
+    def __init__(
+        self, executor: Executor, limit: int | None, *, owned: bool, ship: bool, queue_ahead: bool = False
+    ) -> None:
         if ship:
             _give_main_a_spec()
         self.executor = executor
         self.limit = limit
         self.owned = owned
         self.ship = ship
+        if queue_ahead and limit:
+            # Every worker finds its next step in the pool's queue instead of waiting for this thread to
+            # submit one; the gate keeps "no new step after a failure or Ctrl-C" exact.
+            self.ahead = max(_AHEAD, 4 * limit)
+            self.gate = StopFile() if ship else Gate()
         self.names: dict[Future, str] = {}  # step of each shipped future still running
         self.broken_with: list[str] | None = None  # the steps the pool held when it broke
 
@@ -67,11 +79,16 @@ class FuturesBackend(Backend):
             name,
         )
 
-    def submit(self, name: str, step: Step, inputs: list[Any], key: tuple | None = None) -> Future:
+    def submit(self, name: str, step: Step, inputs: list[Any], key: tuple | None = None, gated: bool = False) -> Future:
         if not self.ship:
+            if self.gate is not None:
+                return self.executor.submit(call_gated, self.gate, name, gated, step.run, inputs, key)
             return self.executor.submit(call_releasing, step.run, inputs, key)
         payload, args = ship_call(name, step, inputs)
-        future = self.executor.submit(run_shipped, payload, args)
+        if isinstance(self.gate, StopFile):
+            future = self.executor.submit(run_queued, payload, args, self.gate.path, gated)
+        else:
+            future = self.executor.submit(run_shipped, payload, args)
         self.names[future] = name
         return future
 
@@ -86,12 +103,19 @@ class FuturesBackend(Backend):
                 raise
             raise self._broken(name) from exc
         if self.ship:
+            if isinstance(self.gate, StopFile):
+                seconds, out = out
+                if not out:
+                    return NOT_STARTED, NOT_STARTED
+                self.gate.seconds[name] = seconds  # type: ignore[index]
             out = pickle.loads(out)
         return out, out
 
     def close(self, abandon: bool = False) -> None:
         if self.owned:
             self.executor.shutdown(wait=not abandon, cancel_futures=True)
+        if self.gate is not None:
+            self.gate.close()
 
 
 class DaskBackend(Backend):
@@ -174,6 +198,9 @@ class DaskBackend(Backend):
         pass  # the client belongs to the caller
 
 
+_AHEAD = 16  # steps waiting in a thread pool's queue, at least: enough to keep its threads from idling
+
+
 def _is_dask_client(obj: Any) -> bool:
     kind = type(obj)
     return kind.__name__ == "Client" and kind.__module__.split(".")[0] == "distributed"
@@ -197,7 +224,7 @@ def resolve(executor: Any, max_workers: int | None = None) -> Iterator[Backend]:
         choice = executor.lower()
         if choice == "threads":
             pool: Executor = ThreadPoolExecutor(max_workers, thread_name_prefix="job-orchestra")
-            backend = FuturesBackend(pool, max_workers or pool._max_workers, owned=True, ship=False)
+            backend = FuturesBackend(pool, pool._max_workers, owned=True, ship=False, queue_ahead=True)
         elif choice == "processes":
             from .workers import ProcessWorkers  # imports multiprocessing: only process runs pay for it
 
@@ -211,7 +238,11 @@ def resolve(executor: Any, max_workers: int | None = None) -> Iterator[Backend]:
     elif isinstance(executor, Executor):
         own_limit = getattr(executor, "_max_workers", None)
         limit = min(filter(None, (max_workers, own_limit)), default=None)
-        backend = FuturesBackend(executor, limit, owned=False, ship=not isinstance(executor, ThreadPoolExecutor))
+        threads = isinstance(executor, ThreadPoolExecutor)
+        # steps queue ahead only where the pool's own size keeps max_workers (a smaller one is kept here)
+        ahead = isinstance(executor, (ThreadPoolExecutor, ProcessPoolExecutor)) and limit is not None
+        ahead = ahead and limit == own_limit
+        backend = FuturesBackend(executor, limit, owned=False, ship=not threads, queue_ahead=ahead)
     elif _is_dask_client(executor):
         backend = DaskBackend(executor, max_workers)
     else:

@@ -4,6 +4,12 @@ It keeps the ready queue itself (the prepare / get_ready / done protocol of :cla
 without its cycle check: ``collect()`` already validated the graph) and runs on a backend from
 :mod:`job_orchestra.executors`. A step another run is computing (:mod:`job_orchestra.inflight`) is not
 submitted: its entry is one more handle this run waits for, so this loop never blocks on another run.
+
+A thread pool, or a caller's process pool while its steps are quick, takes steps ahead of its free workers,
+so a worker finds its next step queued instead of waiting for this thread (the round trip dominates a short
+step). A gate shared with the workers (:class:`~job_orchestra.shipping.Gate`) keeps what the one-per-free-
+worker loop guaranteed: a queued step does not start once a step failed or Ctrl-C came, and at most
+``limit`` steps are announced (``step_start``) as running, a queued one when it is known to have begun.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import queue
 import signal
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -34,7 +41,8 @@ class ParallelRun:
     """One parallel ``materialize()``: submits ready steps in plan order, records each result as it comes.
 
     Only this (coordinating) thread touches the state and emits events; worker threads merely put finished
-    handles on a queue. On a failure or an interrupt no new step starts and running steps are waited for.
+    handles on a queue (and note in the gate when they begin a queued step). On a failure or an interrupt no
+    new step starts and running steps are waited for.
     """
 
     _POLL = 0.1  # seconds between checks for Ctrl-C while waiting (a blocked queue.get() would hide it)
@@ -51,21 +59,38 @@ class ParallelRun:
         self.from_context: dict[str, Any] = {}  # refs of results taken from a Context
         self.position = {name: i for i, name in enumerate(to_run)}
         # The ready queue: how many scheduled inputs each step still waits for, and who waits for each step.
-        self.blocked: dict[str, int] = {}
-        self.consumers: dict[str, list[str]] = {}
-        self.ready: list[tuple[int, str]] = []  # heap of (plan position, name)
+        blocked: dict[str, int] = dict.fromkeys(to_run, 0)
+        consumers: dict[str, list[str]] = {}
+        ready: list[tuple[int, str]] = []  # heap of (plan position, name); plan order is already a heap
+        self.blocked, self.consumers, self.ready = blocked, consumers, ready
+        deps = self.deps
         for i, name in enumerate(to_run):
-            inputs = [d for d in self.deps[name] if d in scheduled]
-            for d in dict.fromkeys(inputs):
-                self.consumers.setdefault(d, []).append(name)
-            self.blocked[name] = len(set(inputs))
-            if not inputs:
-                self.ready.append((i, name))
+            own = deps[name]
+            if own:
+                inputs = {d: None for d in own if d in scheduled}  # once each, in order
+                for d in inputs:
+                    waiters = consumers.get(d)
+                    if waiters is None:
+                        consumers[d] = [name]
+                    else:
+                        waiters.append(name)
+                if inputs:
+                    blocked[name] = len(inputs)
+                    continue
+            ready.append((i, name))
         self.running: dict[str, float] = {}  # name -> when it was submitted
         self.foreign: dict[str, inflight.Claim] = {}  # running steps another run computes for this one
         self.ticket = ticket
         self.done: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
         self.limit = backend.limit or len(to_run)
+        # Thread pools take more steps than they have threads (each thread finds its next one queued);
+        # only `limit` are announced as started at a time, a queued one once its thread has begun it.
+        self.gate = backend.gate
+        self.window = self.limit + backend.ahead if self.gate is not None and not self.gate.adaptive else self.limit
+        self.quick = 0  # steps in a row that ran for less than _QUICK (see _adapt)
+        self.announced = 0  # steps of this run announced as running (step_start) and not yet collected
+        self.queued: deque[str] = deque()  # submitted ahead, not announced yet (in the pool's queue order)
+        self.skipped: set[str] = set()  # queued steps that never started: the run had stopped
         self.local = backend.local_results
         self.finished = 0
         self.failure: tuple[str, BaseException] | None = None
@@ -83,9 +108,12 @@ class ParallelRun:
                     if not self.running:
                         break
                     self._collect_next(self._next_done())
-                    while self.running and not self.done.empty():  # everything else finished meanwhile
-                        self._collect_next(self.done.get())
+                    self._collect_finished()
+                    if self.queued:
+                        self._announce_begun()
             except KeyboardInterrupt as exc:
+                if self.gate is not None:
+                    self.gate.stop()  # queued steps do not start
                 self._drain_after_interrupt(exc)
                 raise
         if self.failure is not None:
@@ -117,6 +145,26 @@ class ParallelRun:
         finally:
             signal.signal(signal.SIGINT, previous)
 
+    def _collect_finished(self) -> None:
+        """Collect every step that has finished meanwhile, without waiting."""
+        done = self.done
+        while self.running and not done.empty():
+            self._collect_next(done.get())
+
+    def _announce_begun(self) -> None:
+        """Announce (``step_start``) queued steps their pool thread has begun, while fewer than ``limit`` are
+        announced. The pool takes its queue in order; a thread begins its next step only after its last one
+        finished, so collecting what has finished first keeps the announced steps at most ``limit``."""
+        queued, began = self.queued, self.gate.began  # type: ignore[union-attr]
+        while queued and self.announced < self.limit and queued[0] in began and self.failure is None:
+            self._collect_finished()
+            if not queued or self.announced >= self.limit or self.failure is not None:
+                return
+            name = queued.popleft()
+            self.announced += 1
+            if self.events:
+                self.events.emit("step_start", name)
+
     def _check_interrupt(self) -> None:
         if self.interrupt_requested:
             self.interrupt_requested = False
@@ -124,8 +172,8 @@ class ParallelRun:
 
     # -- submitting ----------------------------------------------------------------------------------
     def _submit_ready(self) -> None:
-        ready, events = self.ready, self.events
-        while ready and len(self.running) < self.limit:
+        ready, events, gate = self.ready, self.events, self.gate
+        while ready and len(self.running) < self.window:
             self._check_interrupt()
             _, name = heapq.heappop(ready)
             step = self.steps[name]
@@ -142,16 +190,26 @@ class ParallelRun:
                 self.foreign[name] = claim
                 claim.add_done_callback(lambda name=name, claim=claim: self.done.put((name, claim)))
                 continue
-            if events:
-                events.emit("step_start", name)
+            announce = gate is None or (self.announced < self.limit and not self.queued)
+            if announce:
+                if gate is not None:
+                    self.announced += 1
+                if events:
+                    events.emit("step_start", name)
             try:
                 writer = None if self.local else writer_for(step, name, self.plan.fingerprint(name))
-                if writer is None:
+                if gate is not None:  # a queued step is held back if the run stops before a thread takes it
+                    handle = self.backend.submit(name, step, inputs, self.ticket.key(name), gated=not announce)
+                    if not announce:
+                        self.queued.append(name)
+                elif writer is None:
                     handle = self.backend.submit(name, step, inputs, self.ticket.key(name))
                 else:  # the worker writes the result into the cache itself
                     handle = self.backend.submit(name, step, inputs, self.ticket.key(name), writer=writer)
                     self.written.add(name)
             except Exception as exc:  # e.g. the step cannot be serialized for another process
+                if announce and gate is not None:
+                    self.announced -= 1
                 self.ticket.fail(name, exc)
                 self._fail(name, exc)
                 return
@@ -209,6 +267,12 @@ class ParallelRun:
             if self.events:
                 self.events.emit("step_cached", name)
         else:
+            if self.gate is not None:
+                began = self.gate.began.pop(name, None)
+                if not self._account(name, handle):
+                    return
+                if began is not None:
+                    started = began
             try:
                 if name in self.written:  # the worker wrote it into the cache: only a reference came back
                     self.written.discard(name)
@@ -219,8 +283,12 @@ class ParallelRun:
                     keep = is_head or step.ctx is not None or self.ticket.wanted(name)
                     ref, value = self.backend.collect(handle, keep)
                     del handle
+                    seconds = time.perf_counter() - started
+                    if self.gate is not None and self.gate.seconds:  # measured in the worker process
+                        seconds = self.gate.seconds.pop(name, seconds)
+                        self._adapt(seconds)
                     if self.local or keep:
-                        value = record_result(self.plan, step, name, value, time.perf_counter() - started)
+                        value = record_result(self.plan, step, name, value, seconds)
                         if self.local:
                             ref = value
             except BaseException as exc:
@@ -230,7 +298,7 @@ class ParallelRun:
             self.ticket.finish(name, value, None if self.local or keep else ref.result)
             self.finished += 1
             if self.events:
-                self.events.emit("step_finish", name, time.perf_counter() - started)
+                self.events.emit("step_finish", name, seconds if self.local else time.perf_counter() - started)
         blocked, position, ready = self.blocked, self.position, self.ready
         for consumer in self.consumers.get(name, ()):
             left = blocked[consumer] - 1
@@ -241,6 +309,32 @@ class ParallelRun:
             self.head_output = value
         if name in self.waiting:
             self.results[name] = ref
+
+    def _adapt(self, seconds: float) -> None:
+        """Where a queued step is announced only when it finishes (a process pool): queue ahead only while
+        steps are quick, so that a long step is announced when it starts."""
+        if seconds < _QUICK:
+            self.quick += 1
+            if self.quick >= self.limit:
+                self.window = self.limit + self.backend.ahead
+        else:
+            self.quick = 0
+            self.window = self.limit
+
+    def _account(self, name: str, handle: Any) -> bool:
+        """Bookkeeping of a gated step's announcement when it is collected; False if it never started."""
+        if self.queued and name in self.queued:  # finished before it was announced
+            self.queued.remove(name)
+            gate = self.gate
+            if (gate.stopped or gate.adaptive) and gate.not_started(handle):  # type: ignore[union-attr]
+                self.skipped.add(name)
+                self.ticket.fail(name, _NOT_STARTED_ERROR)
+                return False
+            if self.events:
+                self.events.emit("step_start", name)
+        else:
+            self.announced -= 1
+        return True
 
     def _collect_written(self, name: str, step: Any, handle: Any, keep: bool, is_head: bool) -> tuple[Any, Any]:
         """A result the worker wrote into the step's cache: the Context shows it lazily from the small
@@ -255,6 +349,8 @@ class ParallelRun:
         return ref, value
 
     def _fail(self, name: str, exc: BaseException) -> None:
+        if self.gate is not None:
+            self.gate.stop()  # queued steps do not start
         if self.failure is None:
             self.failure = (name, exc)
         else:
@@ -271,7 +367,10 @@ class ParallelRun:
                 self._collect_next(self._next_done())
         except KeyboardInterrupt:
             abandoned = True
+        running = [name for name in running if name not in self.skipped]
         note_interrupt(exc, running, self.finished, abandoned)
 
 
 _MISSING = object()
+_QUICK = 0.005  # seconds: a step this short costs less than handing it to a process pool's worker
+_NOT_STARTED_ERROR = KeyboardInterrupt("the run that was to compute it stopped before starting it")

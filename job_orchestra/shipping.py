@@ -13,10 +13,15 @@ and maps a notebook class that comes back in a result to the notebook's own clas
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import os
 import pickle
 import sys
+import tempfile
+import time
 import traceback
+import uuid
 from typing import TYPE_CHECKING, Any
 
 import cloudpickle
@@ -28,12 +33,17 @@ if TYPE_CHECKING:
     from .step import Step
 
 __all__ = [
+    "NOT_STARTED",
     "Backend",
+    "Gate",
     "RemoteFailure",
+    "StopFile",
+    "call_gated",
     "call_releasing",
     "dump_step",
     "process_context",
     "run_on_dask",
+    "run_queued",
     "run_shipped",
     "ship_call",
     "ship_dumps",
@@ -126,6 +136,20 @@ def run_shipped(step_bytes: bytes, inputs_bytes: bytes) -> bytes:
         raise _failure(exc) from None
 
 
+def run_queued(step_bytes: bytes, inputs_bytes: bytes, stop_path: str, gated: bool) -> tuple[float, bytes]:
+    """Worker side of a step on a process pool that takes steps ahead: ``(seconds it ran, pickled output)``,
+    or ``(0.0, b"")`` for a ``gated`` (queued) step whose run has stopped (:class:`StopFile`)."""
+    if gated and os.path.exists(stop_path):
+        return 0.0, b""
+    began = time.perf_counter()
+    try:
+        out = run_shipped(step_bytes, inputs_bytes)
+    except BaseException:
+        _touch(stop_path)  # before this worker takes its next queued step
+        raise
+    return time.perf_counter() - began, out
+
+
 def call_releasing(run: Any, inputs: list[Any], key: tuple | None = None) -> Any:
     """Call ``run(*inputs)`` after emptying ``inputs``, so the executor's work item does not keep the
     inputs alive once the step is done (a thread pool holds its arguments until the next task). ``key``
@@ -140,6 +164,87 @@ def call_releasing(run: Any, inputs: list[Any], key: tuple | None = None) -> Any
         return run(*args)
     finally:
         here.discard(key)
+
+
+class Gate:
+    """What a run shares with the pool threads running steps it submitted ahead of free workers.
+
+    ``began`` maps each queued step a thread has begun to when it began (the coordinating thread announces a
+    queued step only once it is there); ``stopped`` is set by a failing step, or by the run on a failure or
+    Ctrl-C, so queued steps that have not begun never start.
+    """
+
+    __slots__ = ("began", "seconds", "stopped")
+
+    adaptive = False  # steps always queue ahead
+
+    def __init__(self) -> None:
+        self.began: dict[str, float] = {}
+        self.seconds: dict[str, float] = {}  # how long finished steps ran, where the worker measured it
+        self.stopped = False
+
+    def stop(self) -> None:
+        self.stopped = True
+
+    def not_started(self, handle: Any) -> bool:
+        """Whether a finished handle is a queued step that did not start."""
+        return not handle.cancelled() and handle.exception() is None and handle.result() is NOT_STARTED
+
+    def close(self) -> None:
+        pass
+
+
+class StopFile(Gate):
+    """The gate of steps queued ahead in a process pool: a file that appears when the run stops.
+
+    Worker processes cannot see this process's memory, so a queued step checks for the file before it
+    starts, and a failing step creates it. Nothing tells this process when a queued step begins, so such a
+    step is announced when it finishes; steps queue ahead only while steps are quick (``adaptive``).
+    """
+
+    __slots__ = ("path",)
+
+    adaptive = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.path = os.path.join(tempfile.gettempdir(), f"job-orchestra-stop-{uuid.uuid4().hex}")
+
+    def stop(self) -> None:
+        self.stopped = True
+        _touch(self.path)
+
+    def not_started(self, handle: Any) -> bool:
+        return not handle.cancelled() and handle.exception() is None and handle.result()[1] == b""
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
+
+
+def _touch(path: str) -> None:
+    with contextlib.suppress(OSError), open(path, "a"):
+        pass
+
+
+NOT_STARTED = object()
+"""What :func:`call_gated` returns for a queued step that did not start because its run had stopped."""
+
+
+def call_gated(gate: Gate, name: str, gated: bool, run: Any, inputs: list[Any], key: tuple | None) -> Any:
+    """:func:`call_releasing` for a step submitted to a thread pool, noting in ``gate`` when it began; a
+    ``gated`` (queued) step whose run has stopped returns :data:`NOT_STARTED` without running."""
+    if gated:  # (a step announced when submitted started on a free thread: nothing to note)
+        gate.began[name] = time.perf_counter()
+        if gate.stopped:
+            del gate.began[name]
+            inputs.clear()
+            return NOT_STARTED
+    try:
+        return call_releasing(run, inputs, key)
+    except BaseException:
+        gate.stopped = True  # before the pool thread takes its next queued step
+        raise
 
 
 def run_on_dask(step_bytes: bytes, *inputs: Any) -> Any:
@@ -157,6 +262,12 @@ class Backend:
 
     limit: int | None = None
     """At most this many steps in flight (None: as many as are ready)."""
+
+    ahead: int = 0
+    """How many more steps may wait in the executor's own queue (only with a :class:`Gate`)."""
+
+    gate: Gate | None = None
+    """Set when steps submitted ahead run in this process and can be held back (see :func:`call_gated`)."""
 
     local_results: bool = True
     """Results come back to this process (False: they stay with the workers, consumers get references)."""
