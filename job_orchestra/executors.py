@@ -131,7 +131,7 @@ class DaskBackend(Backend):
 
     def __init__(self, client: Any, max_workers: int | None) -> None:
         self.client = client
-        self.ahead = max_workers is None  # no limit asked: the whole graph goes to the scheduler ahead
+        self.whole_graph = max_workers is None  # no limit asked: the whole graph goes to the scheduler ahead
         if max_workers is None:
             total = sum(client.nthreads().values())
             max_workers = total or None  # no workers yet (adaptive cluster): let Dask queue the tasks
@@ -143,7 +143,7 @@ class DaskBackend(Backend):
     def runner(self) -> Any:
         """The run that submits the whole plan ahead (:mod:`job_orchestra.dask_graph`), unless ``max_workers``
         asks for at most that many steps in flight (then the parallel loop keeps to it)."""
-        if not self.ahead:
+        if not self.whole_graph:
             return None
         from .dask_graph import DaskGraphRun  # only Dask runs need it
 
