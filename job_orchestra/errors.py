@@ -10,6 +10,7 @@ __all__ = [
     "AcceptError",
     "CacheError",
     "CacheWriteWarning",
+    "CachedResultGoneError",
     "ConcurrentStepError",
     "CycleError",
     "DuplicateStepName",
@@ -102,6 +103,17 @@ class SnapshotWriteError(SnapshotError, OSError):
 
 class CacheError(SnapshotError):
     """A persistent cache (``Context.open``) cannot be opened, read or written."""
+
+
+class CachedResultGoneError(CacheError):
+    """A cached result whose bytes were removed (pruned by another process) after its record was listed:
+    lost, not damaged. ``materialize()`` runs its step again (with a ``CacheWriteWarning``); attributes
+    ``key`` and ``url`` name the entry and the cache."""
+
+    def __init__(self, message: str, key: object, url: str) -> None:
+        super().__init__(message)
+        self.key = key
+        self.url = url
 
 
 class CacheWriteWarning(UserWarning):
