@@ -107,12 +107,12 @@ def parse_record(data: bytes, rel: str, url: str, secret: bytes | None) -> dict[
     return parse_inline(data, rel, url, secret)[0]
 
 
-def parse_inline(data: bytes, rel: str, url: str, secret: bytes | None) -> tuple[dict[str, Any], bytes]:
-    """The checked record at ``rel`` and the bytes of its inline value (``b""`` for a record naming a file).
-    Only the record's size is checked against the value here; its SHA-256 when the value is read."""
+def parse_inline(data: bytes, rel: str, url: str, secret: bytes | None) -> tuple[dict[str, Any], memoryview]:
+    """The checked record at ``rel`` and its inline value's bytes, not copied (empty for a record naming a
+    file). Only the value's size is checked against the record here; its SHA-256 when the value is read."""
     where = f"the cache {url}: the index record {rel!r}"
     end = data.find(b"\n")  # json.dumps never writes a raw newline: the first one ends the record
-    header, payload = (data, b"") if end < 0 else (data[:end], data[end + 1 :])
+    header, payload = (data, memoryview(b"")) if end < 0 else (data[:end], memoryview(data)[end + 1 :])
     try:
         record = json.loads(header)
         if type(record) is not dict:
@@ -126,7 +126,7 @@ def parse_inline(data: bytes, rel: str, url: str, secret: bytes | None) -> tuple
                 if record["file"] == rel
                 else "it is an inline record whose 'file' names another record"
             )
-        if not inline and payload.strip():
+        if not inline and bytes(payload).strip():
             raise ValueError("it has bytes after the record but is not an inline record")
     except (ValueError, RecursionError) as exc:
         raise CacheError(
@@ -162,7 +162,7 @@ class StoreLoader(_EntryLoader):
             "of it was unpickled. Delete the entry with del ctx[key] (it is computed again), or restore the cache."
         )
 
-    def _fetch(self) -> bytes:
+    def _fetch(self) -> bytes | memoryview:
         """The stored bytes of the value, not checked yet (CachedResultGoneError if they are gone)."""
         name = self.record["file"]
         try:
@@ -181,7 +181,7 @@ class StoreLoader(_EntryLoader):
             self.store.url,
         )
 
-    def read(self) -> bytes:
+    def read(self) -> bytes | memoryview:
         data = self._fetch()
         if len(data) != self.record["size"] or hashlib.sha256(data).hexdigest() != self.record["sha256"]:
             raise self._damaged("its size or SHA-256 checksum does not match its index record")
@@ -196,7 +196,7 @@ class InlineLoader(StoreLoader):
         super().__init__(store, record, label, key)
         self.secret = secret
 
-    def _fetch(self) -> bytes:
+    def _fetch(self) -> bytes | memoryview:
         rel = self.record["file"]
         try:
             data = self.store.read(rel)

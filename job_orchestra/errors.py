@@ -11,6 +11,7 @@ __all__ = [
     "CacheError",
     "CacheWriteWarning",
     "CachedResultGoneError",
+    "CachedResultGoneWarning",
     "ConcurrentStepError",
     "CycleError",
     "DuplicateStepName",
@@ -114,6 +115,11 @@ class CachedResultGoneError(CacheError):
         super().__init__(message)
         self.key = key
         self.url = url
+
+
+class CachedResultGoneWarning(UserWarning):
+    """``materialize()`` found a cached result gone (see :class:`CachedResultGoneError`) and runs its step
+    again; the message names the step and the cache."""
 
 
 class CacheWriteWarning(UserWarning):
