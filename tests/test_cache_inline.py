@@ -180,3 +180,18 @@ def test_a_damaged_value_is_still_refused_loudly_by_materialize(tmp_path, layout
         with pytest.raises(CacheError, match=r"damaged.*Nothing of it was unpickled") as caught:
             pipeline(Context.open(tmp_path / "c"), 2).materialize()
     assert not isinstance(caught.value, CachedResultGoneError) and RUNS == []
+
+
+def test_load_gives_the_newest_written_version_and_open_the_one_matching_the_fingerprint(tmp_path, layout):
+    ctx = Context.open(tmp_path / "c")
+    for value in (1, 2, 1):  # the third run reuses version 1: nothing is written, version 2 stays the newest
+        pipeline(ctx, value).materialize()
+    loaded = Context.load(tmp_path / "c")
+    assert loaded["Double"] == 4 and loaded["Param"]["value"] == 2 and loaded.store_url is None
+    RUNS.clear()
+    assert pipeline(loaded, 1).materialize() == 2 and sorted(n for n, _ in RUNS) == ["Double", "Param"]
+    opened = Context.open(tmp_path / "c")  # shows the newest too, and the plan swaps in the matching version
+    assert opened["Double"] == 4
+    RUNS.clear()
+    assert pipeline(opened, 1).materialize() == 2 and RUNS == []
+    assert opened["Param"]["value"] == 1 and opened.fingerprint("Double") == ctx.fingerprint("Double")
