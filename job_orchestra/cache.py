@@ -13,6 +13,7 @@ import hashlib
 import io
 import json
 import os
+import pickle
 import secrets
 import threading
 import time
@@ -64,6 +65,12 @@ class _Bounded(io.BytesIO):
 
 def _small_entry(value: Any) -> bytes | None:
     """The value's entry bytes if they fit in an inline record (at most ``INLINE_MAX``), else None."""
+    try:  # a quick look first: pure-Python picklers copy an array's buffer before writing it, C pickle does not
+        pickle.Pickler(_Bounded(), protocol=pickle.HIGHEST_PROTOCOL).dump(value)
+    except _Full:
+        return None  # large by plain pickle, so by dill too (unless it leaves hidden keys out): a value file
+    except Exception:
+        pass  # plain pickle cannot say (notebook code, lambdas...): dill tells below
     buffer = _Bounded()
     try:
         write(value, buffer, first="dill", reset=rewinder(buffer), hide=True)
@@ -177,17 +184,24 @@ class CacheBinding:
             record = new_record(key, file, writer.size, writer.hash.hexdigest(), value, fingerprint, seconds)
             self.store.write(record_rel(kid, version), record_bytes(record, self.secret))
         except Exception as exc:
+            self.current.pop(key, None)
             try:
                 self.store.delete(file)
             except Exception:
                 pass
-            self._not_written(key, exc)
+            warnings.warn(
+                f"The result of {key!r} was not written to the cache {self.store.url} "
+                f"({type(exc).__name__}: {exc}); it is kept in memory only and runs again in a new process.",
+                CacheWriteWarning,
+                stacklevel=4,
+            )
             return
         with self.lock:
             self.versions.setdefault(key, {})[version] = record
         self.current[key] = version
 
     def _not_written(self, key: Any, exc: Exception) -> None:
+        """The warning of a result not written (as the value-file branch of ``put`` gives it)."""
         self.current.pop(key, None)
         warnings.warn(
             f"The result of {key!r} was not written to the cache {self.store.url} "
