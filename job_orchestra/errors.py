@@ -116,6 +116,9 @@ class CachedResultGoneError(CacheError):
         self.key = key
         self.url = url
 
+    def __reduce__(self) -> tuple:  # raised on a Dask worker reading the cache: unpickled in the client
+        return (type(self), (str(self), self.key, self.url))
+
 
 class CachedResultGoneWarning(UserWarning):
     """``materialize()`` found a cached result gone (see :class:`CachedResultGoneError`) and runs its step

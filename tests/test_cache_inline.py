@@ -21,19 +21,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import job_orchestra.cache as cache_module
-from job_orchestra import Context
+from job_orchestra import Context, Step
 from job_orchestra.cache_index import INLINE_MAX, read_index
 from job_orchestra.errors import CachedResultGoneError, CachedResultGoneWarning, CacheError, UntrustedCacheError
 from job_orchestra.stores import LocalStore
 from tests.faultkit import payload_bytes
-from tests.test_cache import RUNS, pipeline
+from tests.test_cache import RUNS, Param, pipeline
 
 ROOT = Path(__file__).resolve().parent.parent
 FP = "{:032x}:test".format
 
 READER = """
 import json, pickle, sys
-from job_orchestra import Context
+from job_orchestra import Context, Step
 ctx = Context.open(sys.argv[1])
 keys = sorted(k for k in ctx if k != "context_meta")
 lazy = all(not ctx.is_loaded(k) for k in keys)
@@ -144,6 +144,13 @@ def test_a_result_pruned_by_another_process_runs_again_with_a_warning(tmp_path, 
     with pytest.raises(CachedResultGoneError, match=r"'Param'.* is gone .*lost, not damaged") as caught:
         reader["Param"]
     assert caught.value.key == "Param" and caught.value.url == reader.store_url
+    back = pickle.loads(pickle.dumps(caught.value))  # as it comes back from a worker that read the cache
+    assert (type(back), back.key, back.url, str(back)) == (
+        type(caught.value),
+        "Param",
+        reader.store_url,
+        str(caught.value),
+    )
     RUNS.clear()
     with pytest.warns(CachedResultGoneWarning) as seen:
         assert pipeline(reader, 3).materialize(executor=executor) == 6
@@ -195,3 +202,29 @@ def test_load_gives_the_newest_written_version_and_open_the_one_matching_the_fin
     RUNS.clear()
     assert pipeline(opened, 1).materialize() == 2 and RUNS == []
     assert opened["Param"]["value"] == 1 and opened.fingerprint("Double") == ctx.fingerprint("Double")
+
+
+class Triple(Step):
+    def run(self, p):
+        RUNS.append(("Triple", p["value"]))
+        return p["value"] * 3
+
+
+def test_a_result_pruned_under_a_dask_worker_reading_it_runs_again(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    cache = tmp_path / "c"
+    head = pipeline(Context.open(cache), 4)
+    head.materialize()
+    reader = Context.open(cache)  # lists Param, reads it not
+    param = Param(ctx=reader)
+    param.value = 4
+    fingerprint = reader.fingerprint("Param")
+    other = Context.open(cache)
+    other._cache.current["Param"] = fingerprint.partition(":")[0]
+    other._cache.forget("Param")  # its record (and value file) deleted, as prune() elsewhere would
+    with distributed.Client(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0") as client:
+        RUNS.clear()
+        with pytest.warns(CachedResultGoneWarning, match="'Param'"):
+            assert Triple(depends_on=param, ctx=reader).materialize(client) == 12
+    assert reader["Param"]["value"] == 4 and reader.location("Param") == reader.store_url
+    assert Context.open(cache)._cache.find("Param", fingerprint.partition(":")[0]) is not None  # written again
