@@ -328,7 +328,7 @@ def _check_place(store: Store, trust: bool, secret: bytes | None) -> None:
         )
     if store.exists(MARKER) or store.exists(MANIFEST):
         return
-    ours = ("values", "index")  # another process may be creating the same cache right now
+    ours = ("values", "index", MARKER)  # another process may be creating the same cache right now (its marker too)
     if isinstance(store, LocalStore) and any(
         e.name not in ours and not e.name.endswith(TEMP_SUFFIX) for e in os.scandir(store.root)
     ):
