@@ -1,7 +1,8 @@
 """Persistent caches: ``Context.open(path_or_url)``, a Context whose step results are written through to a Store.
 
-Each result is written as soon as its step finishes (value file, then its index record: see
-:mod:`job_orchestra.cache_index`), every version is kept by (key, fingerprint), and values are read lazily.
+Each result is written as soon as its step finishes (a small value inside its index record, one file; a
+larger one to a value file, then its record: see :mod:`job_orchestra.cache_index`), every version is kept by
+(key, fingerprint), and values are read lazily.
 A snapshot directory opens as a cache and a cache directory loads as a snapshot (one format).
 """
 
@@ -10,7 +11,6 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import re
 import secrets
 import threading
 import time
@@ -20,8 +20,10 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from .cache_index import (
     CACHE_FORMAT,
     CACHE_FORMAT_VERSION,
+    INLINE_MAX,
     MARKER,
     VALUE_NAME,
+    inline_record_bytes,
     key_id,
     lazy_value,
     new_record,
@@ -36,7 +38,7 @@ from .manifest import MANIFEST, MAX_MANIFEST_BYTES, check_key, decode_key, parse
 from .snapshot_load import _check_signature
 from .snapshot_pickle import is_hidden
 from .stores import TEMP_SUFFIX, LocalStore, Store, open_store
-from .value_codec import encode
+from .value_codec import digest_fields, encode
 
 if TYPE_CHECKING:
     from .context import Context
@@ -44,7 +46,6 @@ if TYPE_CHECKING:
 __all__ = ["CacheBinding", "CachedVersion", "DiskUsage", "load_cache", "open_cache"]
 
 ORPHAN_GRACE = 3600.0  # a value or temporary file without a record is removed by prune() only when older than this
-TEMP_NAME = re.compile(r"^\.[0-9a-f.]+(?:json|dill)\.[A-Za-z0-9_]+\.jo-tmp$")  # LocalStore's temporary names
 
 
 class DiskUsage(NamedTuple):
@@ -80,7 +81,7 @@ class CacheBinding:
         """Put a version into the Context, lazily, as the result of ``key``."""
         ctx = self.ctx
         with ctx._lock:
-            dict.__setitem__(ctx, key, lazy_value(self.store, record, key))
+            dict.__setitem__(ctx, key, lazy_value(self.store, record, key, self.secret))
             ctx._given.pop(key, None)
             ctx._fingerprints[key] = record["fingerprint"]
             if "seconds" in record:
@@ -113,16 +114,35 @@ class CacheBinding:
 
     # -- writing ---------------------------------------------------------------------------------------
     def put(self, key: Any, value: Any, fingerprint: str | None, seconds: float | None) -> None:
-        """Write a step's result through to the store: the value file first, then its index record."""
+        """Write a step's result through to the store: a small value inside its index record (one file),
+        a larger one to its value file first, then its index record."""
         if fingerprint is None or is_hidden(key):
             self.current.pop(key, None)
             return
         kid, version = key_id(key), version_of(fingerprint)
+        try:  # pickled once, buffers out of band: its size decides where it goes
+            encoded = encode(value, first="dill", hide=True)
+        except Exception as exc:
+            self._not_written(key, exc)
+            return
+        if encoded.nbytes <= INLINE_MAX:  # inline: the record and the value in one file, written and synced once
+            rel = record_rel(kid, version)
+            try:
+                small = encoded.to_bytes()
+                record = new_record(key, rel, len(small), digest_fields(small), value, fingerprint, seconds)
+                record["inline"] = True
+                self.store.write(rel, inline_record_bytes(record, small, self.secret))
+            except Exception as exc:
+                self._not_written(key, exc)
+                return
+            with self.lock:
+                self.versions.setdefault(key, {})[version] = record
+            self.current[key] = version
+            return
         file = f"values/{kid}.{version}.{secrets.token_hex(8)}.dill"
         written: list[tuple[int, dict[str, Any]]] = []
 
         def fill(out: Any) -> None:
-            encoded = encode(value, first="dill", hide=True)
             written.append((encoded.nbytes, encoded.write_to(out)))
 
         try:
@@ -146,6 +166,16 @@ class CacheBinding:
         with self.lock:
             self.versions.setdefault(key, {})[version] = record
         self.current[key] = version
+
+    def _not_written(self, key: Any, exc: Exception) -> None:
+        """The warning of a result not written (as the value-file branch of ``put`` gives it)."""
+        self.current.pop(key, None)
+        warnings.warn(
+            f"The result of {key!r} was not written to the cache {self.store.url} "
+            f"({type(exc).__name__}: {exc}); it is kept in memory only and runs again in a new process.",
+            CacheWriteWarning,
+            stacklevel=5,
+        )
 
     def forget(self, key: Any) -> None:
         """Remove the version of ``key`` the Context holds from the store (``del ctx[key]``, invalidate)."""
@@ -214,28 +244,43 @@ class CacheBinding:
         return removed
 
     def _remove_orphans(self, now: float) -> None:
-        """Value files no record names, left by a writer killed between value and record (local stores)."""
-        if not isinstance(self.store, LocalStore):
-            return
+        """Value files no record names (a writer killed between value and record) and temporary files of
+        writers killed mid-write, once older than ORPHAN_GRACE: on every store (an object store has no
+        temporary files, its writes being single requests, but may have such value files)."""
+        store = self.store
         named = {r["file"] for versions in self.versions.values() for r in versions.values()}
-        for rel in self.store.list("values"):
+        for rel in store.list("values"):
             if VALUE_NAME.match(rel) is None or rel in named:
                 continue
             try:
-                age = now - os.stat(self.store.root / rel, follow_symlinks=False).st_mtime
+                age = now - store.modified(rel)
             except FileNotFoundError:
                 continue
-            if age > ORPHAN_GRACE and not self.store.exists(record_rel(*rel[7:].split(".")[:2])):
-                self.store.delete(rel)
-        for folder in ("values", "index"):  # temporary files of writers killed mid-write
+            if age > ORPHAN_GRACE and not store.exists(record_rel(*rel[7:].split(".")[:2])):
+                store.delete(rel)
+        for folder in ("values", "index"):
+            for rel, modified in store.leftovers(folder):
+                if now - modified > ORPHAN_GRACE:
+                    store.delete(rel)
+
+    def drop_gone(self, key: Any) -> bool:
+        """Forget the version of ``key`` whose bytes are gone (CachedResultGoneError), here and its record on
+        the store if it still names them, so the plan runs the step again. False if ``key`` is not shown."""
+        version = self.current.pop(key, None)
+        if version is None:
+            return False
+        with self.lock:
+            record = self.versions.get(key, {}).pop(version, None)
+        self.ctx._forget_in_memory(key)
+        rel = record_rel(key_id(key), version)
+        if record is not None and VALUE_NAME.match(record["file"]):
             try:
-                entries = list(os.scandir(self.store.root / folder))
-            except FileNotFoundError:
-                continue
-            for entry in entries:
-                if TEMP_NAME.match(entry.name) and entry.is_file(follow_symlinks=False):
-                    if now - entry.stat(follow_symlinks=False).st_mtime > ORPHAN_GRACE:
-                        self.store.delete(f"{folder}/{entry.name}")
+                on_store = parse_record(self.store.read(rel), rel, self.store.url, self.secret)
+            except (FileNotFoundError, CacheError):
+                return True
+            if on_store["file"] == record["file"]:
+                self.store.delete(rel)  # it names a value that is gone: no reader could use it
+        return True
 
 
 def _check_place(store: Store, trust: bool, secret: bytes | None) -> None:
@@ -250,7 +295,7 @@ def _check_place(store: Store, trust: bool, secret: bytes | None) -> None:
         )
     if store.exists(MARKER) or store.exists(MANIFEST):
         return
-    ours = ("values", "index")  # another process may be creating the same cache right now
+    ours = ("values", "index", MARKER)  # another process may be creating the same cache right now (its marker too)
     if isinstance(store, LocalStore) and any(
         e.name not in ours and not e.name.endswith(TEMP_SUFFIX) for e in os.scandir(store.root)
     ):

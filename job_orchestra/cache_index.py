@@ -1,11 +1,13 @@
-"""The on-disk format of a persistent cache: one value file and one small index record per (key, version).
+"""The on-disk format of a persistent cache: one small index record per (key, version), and its value.
 
 A cache directory is a snapshot directory that may also hold ``cache.json`` (the marker), ``values/`` and
 ``index/`` (see docs/concepts/persistent-cache.md). A record has the fields of a snapshot manifest entry
 (key, file, size, blake3 or sha256, format, type, fingerprint, seconds: see :mod:`job_orchestra.value_codec`)
-plus ``written`` (a UNIX time) and, in a signed cache, ``hmac``. The value file is written first under a name
-of its own, then its record: a record always names a complete value, and its size and checksum (and the
-record's HMAC) are checked before anything is unpickled.
+plus ``written`` (a UNIX time) and, in a signed cache, ``hmac``. A large value has a file of its own, written
+first under a name of its own, then its record: a record always names a complete value. A small value is *inline*: the record's file holds the record (one
+line of JSON with ``"inline": true`` and ``file`` naming the record itself), a newline, then the value's
+pickled bytes, all written at once. Either way the value's size and checksum (and the record's HMAC, which
+covers that checksum) are checked before anything is unpickled.
 """
 
 from __future__ import annotations
@@ -18,18 +20,29 @@ import time
 from typing import Any
 
 from . import value_codec
-from .errors import CacheError, StorePathError, UntrustedCacheError
+from .errors import CachedResultGoneError, CacheError, StorePathError, UntrustedCacheError
 from .lazy import LazyEntry
 from .manifest import _ENTRY, _check_fields, _check_key, decode_key, encode_key, entry_record, signature
 from .snapshot_load import _EntryLoader
 from .stores import LocalStore, Store
 
-__all__ = ["CACHE_FORMAT", "MARKER", "key_id", "parse_record", "read_index", "record_bytes", "record_rel"]
+__all__ = [
+    "CACHE_FORMAT",
+    "INLINE_MAX",
+    "MARKER",
+    "inline_record_bytes",
+    "key_id",
+    "parse_record",
+    "read_index",
+    "record_bytes",
+    "record_rel",
+]
 
 CACHE_FORMAT = "job-orchestra-cache"
 CACHE_FORMAT_VERSION = 1
 MARKER = "cache.json"
-MAX_RECORD_BYTES = 1 << 20
+INLINE_MAX = 1 << 16  # a value pickled to at most this many bytes is stored inside its index record
+MAX_RECORD_BYTES = 1 << 20  # files of index/ larger than this are not records (an inline one is far smaller)
 RECORD_NAME = re.compile(r"^index/(?P<kid>[0-9a-f]{32})\.(?P<total>[0-9a-f]{32})\.json$")
 VALUE_NAME = re.compile(r"^values/[0-9a-f]{32}\.[0-9a-f]{32}\.[0-9a-f]{16}\.dill$")
 _SNAPSHOT_FILE = re.compile(r"^entries/[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}$")
@@ -43,6 +56,11 @@ _RECORD: dict[str, Any] = {
     "fingerprint": (lambda v: type(v) is str and ":" in v, "a step's fingerprint", True),
     "written": (lambda v: type(v) in (int, float) and v >= 0, "a UNIX time", True),
     "hmac": (lambda v: type(v) is str and bool(re.match(r"^[0-9a-f]{64}$", v)), "an HMAC-SHA256 in hex", False),
+    "inline": (lambda v: v is True, "true (the value follows the record in its file)", False),
+}
+_RECORD_FILE: dict[str, Any] = {
+    **_RECORD,
+    "file": (lambda v: type(v) is str and bool(RECORD_NAME.match(v)), "the record's own file", True),
 }
 
 
@@ -82,15 +100,37 @@ def new_record(
     return record
 
 
+def inline_record_bytes(record: dict[str, Any], payload: bytes, secret: bytes | None) -> bytes:
+    """The bytes of an inline record's file: the record (signed when ``secret``), a newline, the value."""
+    return b"%s\n%s" % (record_bytes(record, secret), payload)
+
+
 def parse_record(data: bytes, rel: str, url: str, secret: bytes | None) -> dict[str, Any]:
     """The checked record at ``rel``: CacheError if damaged, UntrustedCacheError if a signature fails."""
+    return parse_inline(data, rel, url, secret)[0]
+
+
+def parse_inline(data: bytes, rel: str, url: str, secret: bytes | None) -> tuple[dict[str, Any], memoryview]:
+    """The checked record at ``rel`` and its inline value's bytes, not copied (empty for a record naming a
+    file). Only the value's size is checked against the record here; its checksum when the value is read."""
     where = f"the cache {url}: the index record {rel!r}"
+    end = data.find(b"\n")  # json.dumps never writes a raw newline: the first one ends the record
+    header, payload = (data, memoryview(b"")) if end < 0 else (data[:end], memoryview(data)[end + 1 :])
     try:
-        record = json.loads(data)
+        record = json.loads(header)
         if type(record) is not dict:
             raise ValueError("not a JSON object")
-        _check_fields(record, _RECORD, "it")
+        inline = record.get("inline") is True
+        _check_fields(record, _RECORD_FILE if inline else _RECORD, "it")
         _check_key(record, "it")
+        if inline and (record["file"] != rel or len(payload) != record["size"]):
+            raise ValueError(
+                f"its value is {len(payload)} bytes, not {record['size']}"
+                if record["file"] == rel
+                else "it is an inline record whose 'file' names another record"
+            )
+        if not inline and bytes(payload).strip():
+            raise ValueError("it has bytes after the record but is not an inline record")
     except (ValueError, RecursionError) as exc:
         raise CacheError(
             f"In {where} is damaged ({exc}); nothing of it was unpickled. Delete that file (its value is "
@@ -108,15 +148,16 @@ def parse_record(data: bytes, rel: str, url: str, secret: bytes | None) -> dict[
                 "key that wrote it.",
                 url,
             )
-    return record
+    return record, payload
 
 
 class StoreLoader(_EntryLoader):
     """Reads one cached value through a Store on first access: its bytes, their size and checksum, then dill."""
 
-    def __init__(self, store: Store, record: dict[str, Any], label: str) -> None:
+    def __init__(self, store: Store, record: dict[str, Any], label: str, key: Any = None) -> None:
         super().__init__(_Where(store.url), record, label)
         self.store = store
+        self.key = key
 
     def _damaged(self, why: str) -> CacheError:
         return CacheError(
@@ -124,29 +165,62 @@ class StoreLoader(_EntryLoader):
             "of it was unpickled. Delete the entry with del ctx[key] (it is computed again), or restore the cache."
         )
 
-    def read(self) -> Any:
-        """The value file's verified bytes: on a local store read once into memory and hashed meanwhile."""
+    def _fetch(self) -> tuple[Any, str | None]:
+        """The stored bytes of the value, not checked yet (CachedResultGoneError if they are gone), and their
+        checksum when it was computed while reading (a local store reads once into memory, hashing meanwhile)."""
         name = self.record["file"]
         hasher = value_codec.hasher_for(self.record, self.record["size"])
         try:
             if isinstance(self.store, LocalStore):
                 data = self.store.read_into(name, value_codec.allocate, hasher.update, size=self.record["size"])
-                computed: str | None = hasher.hexdigest()
-            else:
-                data, computed = self.store.read(name), None
+                return data, hasher.hexdigest()
+            return self.store.read(name), None
         except StorePathError as exc:  # a link, not a regular file, or not of its size: never read
             raise self._damaged(str(exc)) from None
         except FileNotFoundError:
-            raise CacheError(
-                f"The cache {self.store.url}: the value file {name!r} of {self.label} is missing (pruned by "
-                "another process?). Delete the entry with del ctx[key] and compute it again."
-            ) from None
+            raise self._gone(f"the value file {name!r}") from None
         except (OSError, CacheError) as exc:
             raise CacheError(f"The cache {self.store.url}: {self.label} cannot be read: {exc}") from exc
         finally:
             hasher.close()
+
+    def _gone(self, what: str) -> CachedResultGoneError:
+        return CachedResultGoneError(
+            f"The cache {self.store.url}: {what} of {self.label} is gone (pruned or deleted by another "
+            "process?): the result is lost, not damaged. materialize() runs its step again; or delete the "
+            "entry with del ctx[key].",
+            self.key,
+            self.store.url,
+        )
+
+    def read(self) -> Any:
+        """The value's verified bytes (size and checksum checked against its record)."""
+        data, computed = self._fetch()
         self.check(data, computed)
         return data
+
+
+class InlineLoader(StoreLoader):
+    """Reads a value stored inside its index record: the record's file again (the value is not kept in
+    memory from ``Context.open``), its record checked (and its HMAC), then the value's size and checksum."""
+
+    def __init__(self, store: Store, record: dict[str, Any], label: str, key: Any, secret: bytes | None) -> None:
+        super().__init__(store, record, label, key)
+        self.secret = secret
+
+    def _fetch(self) -> tuple[Any, str | None]:
+        rel = self.record["file"]
+        try:
+            data = self.store.read(rel)
+        except FileNotFoundError:
+            raise self._gone(f"the index record {rel!r}") from None
+        except (OSError, CacheError) as exc:
+            raise CacheError(f"The cache {self.store.url}: {self.label} cannot be read: {exc}") from exc
+        record, payload = parse_inline(data, rel, self.store.url, self.secret)
+        if record["fingerprint"] != self.record["fingerprint"]:
+            raise self._gone(f"the version listed at first (its record {rel!r} now holds another result)")
+        self.record = record  # another process may have written this version again since: its own bytes
+        return (payload, None) if record.get("inline") is True else StoreLoader._fetch(self)
 
 
 class _Where(str):
@@ -156,8 +230,13 @@ class _Where(str):
         return f"{self}/{other}"
 
 
-def lazy_value(store: Store, record: dict[str, Any], key: Any) -> LazyEntry:
-    return LazyEntry(StoreLoader(store, record, f"the entry {key!r}"), f"{record['type']}, {record['size']} bytes")
+def lazy_value(store: Store, record: dict[str, Any], key: Any, secret: bytes | None = None) -> LazyEntry:
+    """The placeholder of a cached value, read and checked on first use (inline or from its value file)."""
+    if record.get("inline") is True:  # its record is read again: checked (and its HMAC) as at open
+        loader: StoreLoader = InlineLoader(store, record, f"the entry {key!r}", key, secret)
+    else:
+        loader = StoreLoader(store, record, f"the entry {key!r}", key)
+    return LazyEntry(loader, f"{record['type']}, {record['size']} bytes")
 
 
 def read_index(store: Store, secret: bytes | None) -> dict[Any, dict[str, dict[str, Any]]]:

@@ -10,6 +10,8 @@ __all__ = [
     "AcceptError",
     "CacheError",
     "CacheWriteWarning",
+    "CachedResultGoneError",
+    "CachedResultGoneWarning",
     "ConcurrentStepError",
     "CycleError",
     "DuplicateStepName",
@@ -102,6 +104,25 @@ class SnapshotWriteError(SnapshotError, OSError):
 
 class CacheError(SnapshotError):
     """A persistent cache (``Context.open``) cannot be opened, read or written."""
+
+
+class CachedResultGoneError(CacheError):
+    """A cached result whose bytes were removed (pruned by another process) after its record was listed:
+    lost, not damaged. ``materialize()`` runs its step again (with a ``CacheWriteWarning``); attributes
+    ``key`` and ``url`` name the entry and the cache."""
+
+    def __init__(self, message: str, key: object, url: str) -> None:
+        super().__init__(message)
+        self.key = key
+        self.url = url
+
+    def __reduce__(self) -> tuple:  # raised on a Dask worker reading the cache: unpickled in the client
+        return (type(self), (str(self), self.key, self.url))
+
+
+class CachedResultGoneWarning(UserWarning):
+    """``materialize()`` found a cached result gone (see :class:`CachedResultGoneError`) and runs its step
+    again; the message names the step and the cache."""
 
 
 class CacheWriteWarning(UserWarning):

@@ -20,7 +20,9 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from . import inflight, map_plan
+from .cache_gone import forget_gone
 from .checks import check_declarations, check_runnable
+from .errors import CachedResultGoneError
 from .events import Callback, Dispatcher, gather
 from .graph import collect
 from .plan import ExecutionPlan
@@ -41,6 +43,18 @@ def materialize(
 ) -> Any:
     """Run what ``head`` needs and return its output (see :meth:`Step.materialize`)."""
     __tracebackhide__ = True  # user-facing tracebacks start at the step's own code (IPython, the CLI)
+    gone: set[Any] = set()
+    while True:
+        try:
+            return _materialize(head, executor, max_workers, callbacks)
+        except CachedResultGoneError as exc:  # pruned by another process: run its step again (cache_gone)
+            if exc.key in gone or not forget_gone(head, exc):
+                raise
+            gone.add(exc.key)
+
+
+def _materialize(head: Step, executor: Any, max_workers: int | None, callbacks: Any) -> Any:
+    __tracebackhide__ = True
     ran_first: set[str] = set()
     if map_plan.DYNAMIC:
         ran_first = _run_map_sources(head, executor, max_workers, callbacks)

@@ -13,6 +13,7 @@ never relied on (dropped around every call): another process or worker may have 
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -25,6 +26,7 @@ __all__ = ["OBJECT_STORES", "FsspecStore"]
 OBJECT_STORES = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "oss", "memory"})
 """Protocols whose writes are single requests (whole objects): written in place, no temporary name."""
 
+_TEMPORARY = re.compile(r"^\.tmp-[0-9a-f]{32}-[^/]+$")  # what write() names its temporary objects
 _EXTRAS = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs"}
 
 
@@ -157,6 +159,29 @@ class FsspecStore(Store):
     def modified(self, rel: str) -> float:
         """When ``rel`` was last written, as a UNIX time (what ``prune()`` needs to judge a leftover's age)."""
         return self.fs.modified(self._fresh(self._path(rel))).timestamp()  # naive times are local ones
+
+    def leftovers(self, prefix: str) -> list[tuple[str, float]]:
+        """Temporary objects (``.tmp-<uuid>-<name>``) of writes killed between the upload and the move: only
+        on file systems that are not object stores (an object store's write is one request, never partial)."""
+        if self.object_store:
+            return []
+        base = f"{self.root}/{check_relative(prefix, self.url)}"
+        self.fs.invalidate_cache(base)
+        try:
+            names = self.fs.ls(base, detail=False)
+        except FileNotFoundError:
+            return []
+        finally:
+            self.fs.invalidate_cache(base)
+        found = []
+        for path in names:
+            name = path.rstrip("/").rpartition("/")[2]
+            if _TEMPORARY.match(name):
+                try:
+                    found.append((f"{prefix}/{name}", self.modified(f"{prefix}/{name}")))
+                except FileNotFoundError:
+                    continue
+        return found
 
     def owner_trusted(self) -> bool:
         """Only ``memory://`` (this process's own memory) is; who wrote a bucket cannot be told from here."""

@@ -13,6 +13,7 @@ import importlib
 import io
 import os
 import re
+import secrets
 import stat
 import tempfile
 from collections.abc import Callable, Iterator
@@ -26,6 +27,7 @@ from job_orchestra.snapshot_files import UnsafeFile, read_file, read_into
 __all__ = ["TEMP_SUFFIX", "LocalStore", "Store", "check_rel", "open_store"]
 
 TEMP_SUFFIX = ".jo-tmp"  # files being written: ".<name>.<random>.jo-tmp", never listed
+_TEMP_NAME = re.compile(r"^\.[0-9a-f.]+(?:json|dill)\.[A-Za-z0-9_]+\.jo-tmp$")  # those of a cache's own files
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _DIRECTORY = getattr(os, "O_DIRECTORY", 0)
@@ -85,6 +87,15 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def delete(self, rel: str) -> None:
         """Remove the object at ``rel`` (nothing if it is gone already)."""
+
+    @abc.abstractmethod
+    def modified(self, rel: str) -> float:
+        """When the object at ``rel`` was last written, as a UNIX time (FileNotFoundError if it is gone)."""
+
+    def leftovers(self, prefix: str) -> list[tuple[str, float]]:
+        """``(rel, modified)`` of the temporary objects directly in the folder ``prefix`` that writes killed
+        midway left behind (never listed, never read); none for a store whose writes are single requests."""
+        return []
 
     @abc.abstractmethod
     def size(self, rel: str) -> int:
@@ -158,7 +169,29 @@ class LocalStore(Store):
             raise StorePathError(f"{rel!r} in the cache {self.url}: {exc}", rel) from None
 
     def write(self, rel: str, data: bytes) -> None:
-        self.write_from(rel, lambda out: out.write(data))
+        """``data`` to a temporary name in the same folder, synced, renamed into place, the folder synced."""
+        fd, name = self._parent_fd(rel, create=True)
+        try:
+            tmp = f".{name}.{secrets.token_hex(6)}{TEMP_SUFFIX}"
+            out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC, 0o600, dir_fd=fd)
+            try:
+                try:
+                    view = memoryview(data).cast("B")
+                    while view:
+                        view = view[os.write(out, view) :]
+                    os.fsync(out)
+                finally:
+                    os.close(out)
+                os.replace(tmp, name, src_dir_fd=fd, dst_dir_fd=fd)
+            except BaseException:
+                try:
+                    os.unlink(tmp, dir_fd=fd)
+                except OSError:
+                    pass
+                raise
+            os.fsync(fd)  # the rename itself survives a crash of the machine
+        finally:
+            os.close(fd)
 
     def write_from(self, rel: str, fill: Callable[[BinaryIO], None]) -> None:
         fd, name = self._parent_fd(rel, create=True)
@@ -264,6 +297,29 @@ class LocalStore(Store):
             os.unlink(name, dir_fd=fd)  # a link is removed itself, its target never
         except FileNotFoundError:
             pass
+        finally:
+            os.close(fd)
+
+    def modified(self, rel: str) -> float:
+        fd, name = self._parent_fd(rel, create=False)
+        try:
+            return os.stat(name, dir_fd=fd, follow_symlinks=False).st_mtime
+        finally:
+            os.close(fd)
+
+    def leftovers(self, prefix: str) -> list[tuple[str, float]]:
+        """Files named as :meth:`write` names its temporary files (links and other files never)."""
+        try:
+            fd, _ = self._parent_fd(f"{prefix}/x", create=False)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        try:
+            with os.scandir(fd) as entries:
+                return [
+                    (f"{prefix}/{e.name}", e.stat(follow_symlinks=False).st_mtime)
+                    for e in entries
+                    if _TEMP_NAME.match(e.name) and e.is_file(follow_symlinks=False)
+                ]
         finally:
             os.close(fd)
 

@@ -69,6 +69,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "inflight",
             "checks",
             "runstate",
+            "cache_gone",
             "shipping",
             "worker_writes",
             "workers",

@@ -1,8 +1,9 @@
 """A pipeline for the persistent-cache tests, run in subprocesses: ``python -m tests.cache_pipeline CACHE ...``.
 
 Options: ``--kill-at N`` SIGKILLs the process at its N-th file-system event of the cache (a chunk of a value
-written, a rename, a record written), ``--param V`` sets the parameter of the first step. It prints
-``stored NAME`` once a result is written through, ``ran NAME`` when a step runs, and ``events N`` at the end.
+written, a chunk of a record written, an fsync, a rename: before and after each), ``--param V`` sets the
+parameter of the first step. It prints ``stored NAME`` once a result is written through, ``ran NAME`` when
+a step runs, and at the end ``inline-events I,J,...`` (the events of inline records' writes) and ``events N``.
 """
 
 from __future__ import annotations
@@ -69,16 +70,25 @@ def build(ctx: Context, param: int) -> Step:
     return head
 
 
-def _install_kill(at: int) -> list[int]:
+def _install_kill(at: int) -> tuple[list[int], list[int]]:
+    """Count the cache's file-system events, SIGKILL at the ``at``-th; also note which events belong to the
+    write of an inline record (a small value inside its index record), so kill points can be drawn there."""
     count = [0]
+    inline_events: list[int] = []
+    writing_inline = [False]
 
     def tick() -> None:
         count[0] += 1
+        if writing_inline[0]:
+            inline_events.append(count[0])
         if count[0] == at:
             os.kill(os.getpid(), signal.SIGKILL)
 
     original_write = value_codec._write_all
     original_replace = os.replace
+    original_os_write = os.write
+    original_fsync = os.fsync
+    original_store_write = _stores.LocalStore.write
 
     def write(out, chunk):  # type: ignore[no-untyped-def]
         half = chunk.nbytes // 2
@@ -92,9 +102,33 @@ def _install_kill(at: int) -> list[int]:
         original_replace(*args, **kwargs)
         tick()
 
+    def os_write(fd, data):  # type: ignore[no-untyped-def]
+        view = memoryview(data).cast("B")
+        if fd <= 2 or len(view) < 2:
+            return original_os_write(fd, view)
+        tick()
+        written = original_os_write(fd, view[: len(view) // 2])  # a partial write: the store writes the rest
+        tick()
+        return written
+
+    def fsync(fd):  # type: ignore[no-untyped-def]
+        tick()
+        original_fsync(fd)
+        tick()
+
+    def store_write(self, rel, data):  # type: ignore[no-untyped-def]
+        writing_inline[0] = b'"inline": true' in bytes(data).partition(b"\n")[0]
+        try:
+            original_store_write(self, rel, data)
+        finally:
+            writing_inline[0] = False
+
     value_codec._write_all = write  # type: ignore[assignment]
     _stores.os.replace = replace  # type: ignore[attr-defined]
-    return count
+    _stores.os.write = os_write  # type: ignore[attr-defined]
+    _stores.os.fsync = fsync  # type: ignore[attr-defined]
+    _stores.LocalStore.write = store_write  # type: ignore[method-assign]
+    return count, inline_events
 
 
 def main(argv: list[str]) -> None:
@@ -103,7 +137,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--kill-at", type=int, default=0)
     parser.add_argument("--param", type=int, default=3)
     args = parser.parse_args(argv)
-    count = _install_kill(args.kill_at)
+    count, inline_events = _install_kill(args.kill_at)
     ctx = Context.open(args.cache)
     binding = ctx._cache
     original = binding.put
@@ -114,6 +148,7 @@ def main(argv: list[str]) -> None:
 
     binding.put = put
     build(ctx, args.param).materialize()
+    print(f"inline-events {','.join(map(str, inline_events))}", flush=True)
     print(f"events {count[0]}", flush=True)
 
 

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import job_orchestra.cache as cache_module
 from job_orchestra import Context, Step
 from job_orchestra.cache_index import MARKER
 from job_orchestra.errors import CacheError, CacheWriteWarning
@@ -115,7 +116,7 @@ def test_delete_removes_the_version_from_disk(tmp_path):
     assert [n for n, _ in RUNS] == ["Param", "Double"]
 
 
-def test_prune_and_disk_usage(tmp_path, monkeypatch):
+def test_prune_and_disk_usage(tmp_path, monkeypatch, layout):
     ctx = Context.open(tmp_path / "c")
     clock = [1_000_000.0]
     monkeypatch.setattr(time, "time", lambda: clock[0])
@@ -127,6 +128,7 @@ def test_prune_and_disk_usage(tmp_path, monkeypatch):
     assert usage.total_bytes == sum(usage.per_step.values()) > 0
     outside = tmp_path / "outside"
     outside.write_text("keep")
+    (tmp_path / "c" / "values").mkdir(exist_ok=True)  # none yet if every value is inline
     os.symlink(outside, tmp_path / "c" / "values" / "link.dill")
     (tmp_path / "c" / "index" / "notes.txt").write_text("not ours")
 
@@ -163,7 +165,7 @@ def test_unpicklable_result_stays_in_memory_with_a_warning(tmp_path):
     with pytest.warns(CacheWriteWarning, match="'Handle'.*kept in memory only"):
         Handle(ctx=ctx).materialize()
     assert ctx.location("Handle") == "memory"
-    assert list((tmp_path / "c" / "values").iterdir()) == []
+    assert [p.name for p in (tmp_path / "c").rglob("*") if p.is_file()] == ["cache.json"]
 
 
 def test_a_foreign_directory_is_not_made_a_cache(tmp_path):
@@ -201,7 +203,8 @@ def test_snapshot_opens_as_a_cache_and_cache_loads_as_a_snapshot(tmp_path):
 
 
 @pytest.mark.parametrize("same_size", [True, False])
-def test_damaged_value_is_refused_before_unpickling(tmp_path, same_size):
+def test_damaged_value_is_refused_before_unpickling(tmp_path, same_size, monkeypatch):
+    monkeypatch.setattr(cache_module, "INLINE_MAX", 0)  # every value in a value file (inline ones: test_cache_inline)
     ctx = Context.open(tmp_path / "c")
     pipeline(ctx, 1).materialize()
     marker = tmp_path / "ran"
@@ -218,6 +221,7 @@ def test_prune_removes_what_killed_writers_left_once_it_is_old(tmp_path):
     ctx = Context.open(tmp_path / "c")
     pipeline(ctx, 1).materialize()
     values, index = tmp_path / "c" / "values", tmp_path / "c" / "index"
+    values.mkdir(exist_ok=True)  # none yet: both values are inline
     names = {
         "old_orphan": values / f"{'a' * 32}.{'b' * 32}.{'c' * 16}.dill",
         "young_orphan": values / f"{'d' * 32}.{'b' * 32}.{'c' * 16}.dill",

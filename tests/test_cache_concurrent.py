@@ -42,7 +42,7 @@ def fingerprint(version: int) -> str:
 
 def value(key: str, version: int) -> np.ndarray:
     seed = int(key[1:]) * 100 + version
-    return np.arange(seed % 17 * 500 + 1, dtype="int64") + seed
+    return np.arange(seed % 17 * 1000 + 1, dtype="int64") + seed  # 8 bytes to 128 KB: inline and value files
 
 
 def test_two_writers_leave_the_cache_consistent(tmp_path):
@@ -75,8 +75,9 @@ def test_two_writers_leave_the_cache_consistent(tmp_path):
             checked += 1
     assert checked > KEYS * VERSIONS // 2
     named = {r["file"] for records in versions.values() for r in records.values()}
-    values = set(store.list("values"))
-    assert named <= values  # every record names a complete value
+    inline = {r["file"] for records in versions.values() for r in records.values() if r.get("inline")}
+    assert inline and named - inline  # values on both sides of the inline threshold were written
+    assert named - inline <= set(store.list("values"))  # every record names a complete value (or holds it)
     assert not [p for p in cache.rglob("*") if p.name.endswith(TEMP_SUFFIX)]  # no temporary file left over
     assert ctx.disk_usage().entries == checked
 

@@ -1,7 +1,9 @@
 """A run killed with SIGKILL at random points of its cache writes resumes with every finished result.
 
-The child (tests/cache_pipeline.py) counts its cache's file-system events (each value written in two halves,
-each rename before and after) and kills itself at the N-th; N is drawn at random over the whole run.
+The child (tests/cache_pipeline.py) counts its cache's file-system events (each value and record written in
+two halves, each fsync and rename before and after) and kills itself at the N-th; N is drawn at random over
+the whole run (16 points) and among the events of writing inline records, small values inside their index
+record (16 more).
 """
 
 from __future__ import annotations
@@ -43,20 +45,26 @@ def _same(a: object, b: object) -> bool:
 
 
 @pytest.fixture(scope="module")
-def total_events(tmp_path_factory) -> int:
+def total_events(tmp_path_factory) -> tuple[int, list[int]]:
     done = _child(tmp_path_factory.mktemp("full") / "cache")
     assert done.returncode == 0, done.stderr
-    return int(done.stdout.split("events ")[-1])
+    inline = done.stdout.split("inline-events ")[-1].split("\n")[0]
+    return int(done.stdout.split("events ")[-1]), [int(i) for i in inline.split(",") if i]
 
 
-def _points(total: int) -> list[int]:
+def _points(events: tuple[int, list[int]]) -> list[int]:
+    total, inline = events
     rng = random.Random(SEED)
-    return sorted(rng.sample(range(1, total), 32))
+    anywhere = rng.sample(range(1, total), 16)
+    among_inline = rng.sample(sorted(set(inline) - set(anywhere)), 16)
+    return sorted(anywhere + among_inline)
 
 
 def test_the_fault_points_are_many_and_distinct(total_events):
     points = _points(total_events)
-    assert len(set(points)) == 32 and total_events > 100
+    total, inline = total_events
+    assert len(set(points)) == 32 and total > 100
+    assert len(set(points) & set(inline)) >= 16 and len(set(points) - set(inline)) >= 8  # both ways of writing
 
 
 @pytest.mark.parametrize("index", range(32))

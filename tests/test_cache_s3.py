@@ -60,7 +60,8 @@ def objects(endpoint: str, url: str) -> list[str]:
     return sorted(item["Key"][len(prefix) :] for page in pages for item in page.get("Contents", []))
 
 
-def test_results_are_written_through_read_lazily_and_every_version_is_kept(request, url):
+def test_results_are_written_through_read_lazily_and_every_version_is_kept(request, url, layout):
+    files = 0 if layout == "inline" else 1  # value objects per entry: none when the value is in its record
     ctx = open_it(url)
     assert ctx.store_url == url
     assert list(pipeline(ctx).materialize()) == [i * 2 for i in range(10)]
@@ -78,12 +79,14 @@ def test_results_are_written_through_read_lazily_and_every_version_is_kept(reque
     assert usage.entries == 4 and set(usage.per_step) == {"Load", "Double"} and usage.total_bytes > 0
     if url.startswith("s3://"):
         stored = objects(request.getfixturevalue("s3_endpoint"), url)
-        assert sum(k.startswith("index/") for k in stored) == 4 and sum(k.startswith("values/") for k in stored) == 4
+        assert sum(k.startswith("index/") for k in stored) == 4
+        assert sum(k.startswith("values/") for k in stored) == 4 * files
     removed = back.prune(keep=1)
     assert len(removed) == 2 and open_it(url).disk_usage().entries == 2
     if url.startswith("s3://"):
         stored = objects(request.getfixturevalue("s3_endpoint"), url)
-        assert sum(k.startswith("index/") for k in stored) == 2 and sum(k.startswith("values/") for k in stored) == 2
+        assert sum(k.startswith("index/") for k in stored) == 2
+        assert sum(k.startswith("values/") for k in stored) == 2 * files
 
 
 REOPEN = textwrap.dedent(
@@ -167,3 +170,62 @@ def test_a_reader_process_never_sees_a_half_written_entry(s3_url):
     report = json.loads(out)
     print("reader:", report)  # shown with -s: how many reads overlapped the writes
     assert report["seen"] == [f"big-{i}" for i in range(steps)] and report["polls"] >= 1
+
+
+def test_a_small_result_is_one_put_and_a_large_one_two(url):
+    ctx = open_it(url)
+    store = ctx._cache.store
+    puts: list[str] = []
+    original = store.fs.pipe_file
+
+    def counting(path, data, **kw):
+        puts.append(path.rpartition("/")[2])
+        return original(path, data, **kw)
+
+    store.fs.pipe_file = counting
+    try:
+        ctx._put_result("small", list(range(10)), "a" * 32 + ":t")
+        assert [p.split(".")[-1] for p in puts] == ["json"]  # the record holds the value: one request
+        puts.clear()
+        ctx._put_result("large", np.zeros(100_000), "b" * 32 + ":t")  # 800 kB: a value object, then its record
+        assert [p.split(".")[-1] for p in puts] == ["dill", "json"]
+    finally:
+        store.fs.pipe_file = original
+    again = open_it(url)
+    assert again["small"] == list(range(10)) and not again["large"].any()
+
+
+def test_prune_on_an_object_store_removes_old_orphan_values_and_nothing_else(url, monkeypatch):
+    import job_orchestra.cache as cache_module
+
+    ctx = open_it(url)
+    pipeline(ctx).materialize()
+    store = ctx._cache.store
+    orphan = f"values/{'a' * 32}.{'b' * 32}.{'c' * 16}.dill"  # a writer killed between its value and record
+    store.write(orphan, b"x")
+    store.write("values/notes.dill", b"not ours")
+    before = sorted(store.list(""))
+    assert ctx.prune() == [] and sorted(store.list("")) == before  # too young to be an orphan: kept
+    monkeypatch.setattr(cache_module, "ORPHAN_GRACE", -1.0)  # as if an hour had passed
+    assert ctx.prune() == []
+    after = sorted(store.list(""))
+    assert orphan not in after and sorted([*after, orphan]) == before  # only the orphan went
+    assert store.leftovers("values") == store.leftovers("index") == []  # single requests leave no temporary
+    assert list(open_it(url)["Double"]) == [i * 2 for i in range(10)]
+    assert len(ctx.prune(max_bytes=0)) == 2 and [k for k in store.list("") if k.startswith("index/")] == []
+
+
+def test_prune_on_a_file_system_through_fsspec_removes_old_temporary_files(tmp_path, monkeypatch):
+    import job_orchestra.cache as cache_module
+
+    ctx = Context.open(f"local://{tmp_path}/c", trust=True)  # not an object store: a temporary name, then a move
+    assert not ctx._cache.store.object_store
+    pipeline(ctx).materialize()
+    left = tmp_path / "c" / "index" / f".tmp-{'d' * 32}-{'e' * 32}.{'f' * 32}.json"  # a killed write's
+    left.write_bytes(b"{")
+    foreign = tmp_path / "c" / "index" / ".tmp-mine"
+    foreign.write_bytes(b"keep")
+    assert ctx.prune() == [] and left.exists()  # young: may be a write under way
+    monkeypatch.setattr(cache_module, "ORPHAN_GRACE", -1.0)
+    assert ctx.prune() == [] and not left.exists() and foreign.exists()
+    assert list(Context.open(f"local://{tmp_path}/c", trust=True)["Double"]) == [i * 2 for i in range(10)]

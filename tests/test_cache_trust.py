@@ -7,6 +7,7 @@ import os
 
 import pytest
 
+import job_orchestra.cache as cache_module
 from job_orchestra import Context
 from job_orchestra.errors import CacheError, UntrustedCacheError
 from job_orchestra.stores import LocalStore
@@ -46,15 +47,17 @@ def test_a_signed_cache_is_opened_with_its_key_whoever_owns_it(tmp_path, monkeyp
 
 
 @pytest.mark.parametrize("edit", ["unsigned", "altered"])
-def test_unsigned_or_altered_records_are_refused_with_a_key(tmp_path, edit):
+def test_unsigned_or_altered_records_are_refused_with_a_key(tmp_path, edit, layout):
     pipeline(Context.open(tmp_path / "c", key=b"k"), 2).materialize()
     record_file = sorted((tmp_path / "c" / "index").iterdir())[0]
-    record = json.loads(record_file.read_bytes())
+    header, newline, value = record_file.read_bytes().partition(b"\n")  # an inline value follows its record
+    assert bool(value) == (layout == "inline")
+    record = json.loads(header)
     if edit == "unsigned":
         del record["hmac"]
     else:
         record["blake3"] = "0" * 64
-    record_file.write_text(json.dumps(record))
+    record_file.write_bytes(json.dumps(record).encode() + newline + value)
     with pytest.raises(UntrustedCacheError, match="not signed" if edit == "unsigned" else "altered"):
         Context.open(tmp_path / "c", key=b"k")
 
@@ -67,7 +70,8 @@ def test_damaged_record_is_named(tmp_path):
         Context.open(tmp_path / "c")
 
 
-def test_a_symlinked_value_is_never_followed(tmp_path):
+def test_a_symlinked_value_is_never_followed(tmp_path, monkeypatch):
+    monkeypatch.setattr(cache_module, "INLINE_MAX", 0)  # value files (a link in index/ is never read: not listed)
     _written(tmp_path / "c")
     secret = tmp_path / "secret.dill"
     value = next((tmp_path / "c" / "values").iterdir())
@@ -79,7 +83,8 @@ def test_a_symlinked_value_is_never_followed(tmp_path):
         [ctx[k] for k in ("Param", "Double")]
 
 
-def test_prune_never_deletes_through_a_linked_folder(tmp_path):
+def test_prune_never_deletes_through_a_linked_folder(tmp_path, monkeypatch):
+    monkeypatch.setattr(cache_module, "INLINE_MAX", 0)  # value files: a linked values/ folder
     _written(tmp_path / "c")
     outside = tmp_path / "outside"
     outside.mkdir()

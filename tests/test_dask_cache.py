@@ -61,7 +61,7 @@ def open_cache(url):
 
 def index_records(url):
     store = open_store(url)
-    return [json.loads(store.read(rel)) for rel in store.list("index")]
+    return [json.loads(store.read(rel).partition(b"\n")[0]) for rel in store.list("index")]  # an inline value follows
 
 
 # -- steps ----------------------------------------------------------------------------------------------
