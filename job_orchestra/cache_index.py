@@ -1,13 +1,13 @@
 """The on-disk format of a persistent cache: one small index record per (key, version), and its value.
 
 A cache directory is a snapshot directory that may also hold ``cache.json`` (the marker), ``values/`` and
-``index/`` (see docs/concepts/persistent-cache.md). A record has the fields of a snapshot manifest entry
-(key, file, size, blake3 or sha256, format, type, fingerprint, seconds: see :mod:`job_orchestra.value_codec`)
-plus ``written`` (a UNIX time) and, in a signed cache, ``hmac``. A large value has a file of its own, written
-first under a name of its own, then its record: a record always names a complete value. A small value is *inline*: the record's file holds the record (one
-line of JSON with ``"inline": true`` and ``file`` naming the record itself), a newline, then the value's
-pickled bytes, all written at once. Either way the value's size and checksum (and the record's HMAC, which
-covers that checksum) are checked before anything is unpickled.
+``index/`` (see docs/concepts/persistent-cache.md). A record has the fields of a snapshot manifest entry (key,
+file, size, blake3 or sha256, format, type, fingerprint, seconds: see :mod:`job_orchestra.value_codec`) plus
+``written`` (a UNIX time) and, in a signed cache, ``hmac``. A large value has a file of its own, written first
+under a name of its own, then its record: a record always names a complete value. A small value is *inline*: the
+record's file holds the record (one line of JSON with ``"inline": true`` and ``file`` naming the record itself), a
+newline, then the value's entry bytes, all written at once. Either way the value's size and checksum (and the
+record's HMAC, which covers that checksum) are checked before anything is unpickled.
 """
 
 from __future__ import annotations

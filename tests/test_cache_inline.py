@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import job_orchestra.cache as cache_module
-from job_orchestra import Context, Step
+from job_orchestra import Context, Step, value_codec
 from job_orchestra.cache_index import INLINE_MAX, read_index
 from job_orchestra.errors import CachedResultGoneError, CachedResultGoneWarning, CacheError, UntrustedCacheError
 from job_orchestra.stores import LocalStore
@@ -51,8 +51,7 @@ def _fresh_process_read(cache: Path) -> dict:
 
 
 def _pickled_size(value: object) -> int:
-    entry = cache_module._small_entry(value)
-    return len(entry) if entry is not None else INLINE_MAX + 1
+    return value_codec.encode(value).nbytes
 
 
 # sizes around the threshold on both sides: the pickle of b"x" * n is n plus a few bytes of framing

@@ -346,7 +346,7 @@ def test_tampered_snapshot_entries_are_refused_before_unpickling(tmp_path, monke
 
 def test_tampered_cache_values_are_refused_before_unpickling(tmp_path, monkeypatch):
     reference = tmp_path / "ref"
-    Context.open(reference)._put_result("v", [np.arange(3000), np.ones(700)], "0" * 32 + ":t")
+    Context.open(reference)._put_result("v", [np.arange(9000), np.ones(700)], "0" * 32 + ":t")
     calls = _spy(monkeypatch)
     rng = random.Random(5)
     for case in range(42):
