@@ -76,6 +76,7 @@ def operation(op: str, kind: str, nbytes: int, where: str) -> dict[str, Any]:
         value = make_value(kind, nbytes)
         size = value_nbytes(value)
         gc.collect()
+        os.sync()  # untimed: no earlier write (the other side's file) is flushed inside the timed region
         can_peak = _reset_peak()
         if op == "store-ours":
             ctx = Context()
@@ -111,7 +112,7 @@ def rows(quick: bool) -> list[dict]:
         import pandas  # noqa: F401
     except ImportError:
         return [{"skipped": "item 3: numpy and pandas are needed (pip install 'job-orchestra[test]')"}]
-    runs = 2 if quick else 3
+    runs = 2 if quick else 4  # even: each side goes first as often
     sizes = {"array": 2**28 if quick else 2**30, "frame": 125_000_000 if quick else 500_000_000}
     labels = {"array": "numpy float64 array of {}", "frame": "DataFrame (8 numeric columns) of {}"}
     out: list[dict] = []

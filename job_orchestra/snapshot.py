@@ -16,6 +16,7 @@ import json
 import os
 import platform
 import stat
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -61,14 +62,16 @@ __all__ = ["FORMAT", "FORMAT_VERSION", "MANIFEST", "dump", "load", "store"]
 
 
 def _versions() -> dict[str, str | None]:
-    from importlib import metadata  # importlib.metadata is slow to import: only when versions are read
+    """The versions of the libraries that pickled the values: job-orchestra, dill, and numpy and pandas when
+    they are imported (a value can need them only then). Read from the modules themselves: reading package
+    metadata costs milliseconds per package on every store."""
+    from . import __version__
 
-    out: dict[str, str | None] = {}
-    for dist in ("job-orchestra", "dill", "numpy", "pandas"):
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            pass
+    out: dict[str, str | None] = {"job-orchestra": __version__}
+    for dist, module in (("dill", "dill"), ("numpy", "numpy"), ("pandas", "pandas")):
+        version = getattr(sys.modules.get(module), "__version__", None)
+        if isinstance(version, str):
+            out[dist] = version
     return out
 
 

@@ -230,3 +230,14 @@ def test_notebook_steps_using_library_functions_imported_by_name_snapshot_and_re
     second = subprocess.run([sys.executable, "-c", reader, snap], capture_output=True, text=True, env=env, timeout=120)
     assert second.returncode == 0, second.stderr
     assert "RESULT cross_val_score: 0.67 1.0" in second.stdout
+
+
+def test_the_manifest_names_the_installed_versions_of_the_libraries_that_pickled_it(tmp_path):
+    from importlib import metadata
+
+    import numpy as np
+
+    Context(a=np.arange(3)).store(tmp_path / "snap")
+    packages = json.loads((tmp_path / "snap" / "manifest.json").read_text())["packages"]
+    for dist in ("job-orchestra", "dill", "numpy"):
+        assert packages[dist] == metadata.version(dist), dist
