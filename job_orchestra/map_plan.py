@@ -22,6 +22,7 @@ __all__ = [
     "GROUPS",
     "GroupSummary",
     "annotate",
+    "group_marks",
     "pending_groups",
     "placeholder_reason",
     "refresh",
@@ -112,47 +113,50 @@ def refuse_without_context(group: Any) -> None:
         )
 
 
-def _groups_in(steps: dict[str, Node]) -> tuple[list[Any], dict[str, int]]:
-    """The groups among ``steps`` (in execution order) and each step's position, or nothing."""
-    here = [g for g in list(GROUPS) if steps.get(g._name) is g] if GROUPS else []
-    if not here:
-        return [], {}
-    position = dict(zip(steps, range(len(steps))))
-    here.sort(key=lambda g: position[g._name])
-    return here, position
-
-
 def groups_in(steps: dict[str, Node]) -> bool:
     """Whether any mapped step's group is among ``steps``."""
-    return bool(_groups_in(steps)[0])
+    return bool(GROUPS) and any(steps.get(g._name) is g for g in list(GROUPS))
 
 
-def annotate(steps: dict[str, Node], rows: list) -> list:
+def group_marks(steps: dict[str, Node]) -> list[tuple[Any, str, list, str | None]]:
+    """What :func:`annotate` needs of the groups among ``steps`` as they stand now, in execution order:
+    ``(group, name, items, pending source or None)``. One look per group: a plan keeps it and builds its
+    rows only when asked (``_jo_items`` is replaced, never changed in place, when a group expands)."""
+    here = [g for g in list(GROUPS) if steps.get(g._name) is g] if GROUPS else []
+    if len(here) > 1:
+        position = dict(zip(steps, range(len(steps))))
+        here.sort(key=lambda g: position[g._name])
+    return [(g, g._name, g._jo_items, g._jo_source._name if g._jo_pending else None) for g in here]
+
+
+def annotate(steps: dict[str, Node], rows: list, marks: list[tuple[Any, str, list, str | None]]) -> list:
     """``rows`` (in ``steps`` order) with ``group`` set on item rows and the placeholder reason on the rows of
-    groups whose items are not known yet. One pass over each group's items, none over the other steps."""
-    here, position = _groups_in(steps)
-    if not here:
+    groups whose items were not known, as ``marks`` (:func:`group_marks`) saw the groups. Steps are found by
+    identity, so a name changed since does not move a mark. One pass over the steps and each group's items."""
+    if not marks:
         return rows
+    position = {id(step): i for i, step in enumerate(steps.values())}
     new, row_type = tuple.__new__, type(rows[0])
-    for group in here:
-        name = group._name
-        for item in group._jo_items:
-            i = position.get(item._name)
-            if i is not None and steps[item._name] is item:
+    for group, name, items, pending in marks:
+        for item in items:
+            i = position.get(id(item))
+            if i is not None:
                 rows[i] = new(row_type, (*rows[i][:-1], name))  # row._replace(group=name), faster at 10,000
-        if group._jo_pending:
-            i = position[name]
-            rows[i] = rows[i]._replace(reason=placeholder_reason(group._jo_source._name))
+        if pending is not None:
+            i = position[id(group)]
+            rows[i] = rows[i]._replace(reason=placeholder_reason(pending))
     return rows
 
 
-def summaries(steps: dict[str, Node], rows: list) -> dict[str, GroupSummary]:
-    """A :class:`GroupSummary` per group among ``steps``, counting its item rows."""
-    here, position = _groups_in(steps)
+def summaries(
+    steps: dict[str, Node], rows: list, marks: list[tuple[Any, str, list, str | None]]
+) -> dict[str, GroupSummary]:
+    """A :class:`GroupSummary` per group of ``marks`` (:func:`group_marks`), counting its item rows."""
+    position = dict(zip(steps, range(len(steps)))) if marks else {}
     groups: dict[str, GroupSummary] = {}
-    for group in here:
+    for _, group_name, items, pending in marks:
         counts = dict.fromkeys(COUNT_KEYS, 0)
-        names = [item._name for item in group._jo_items]
+        names = [item._name for item in items]
         for item_name in names:
             i = position.get(item_name)
             if i is None:
@@ -166,8 +170,7 @@ def summaries(steps: dict[str, Node], rows: list) -> dict[str, GroupSummary]:
                 counts["cached"] += 1
             else:
                 counts["not needed"] += 1
-        pending = group._jo_source._name if group._jo_pending else None
-        groups[group._name] = GroupSummary(group._name, names, counts, pending)
+        groups[group_name] = GroupSummary(group_name, names, counts, pending)
     return groups
 
 

@@ -220,6 +220,7 @@ class ExecutionPlan:
         self.graph = graph
         self._rows = rows
         self._source: _RowSource | None = None  # rows not built yet (see rows)
+        self._marks: list | None = None  # the groups as they stood at plan time (see map_plan.group_marks)
         self.stale = stale
         self._fp = fingerprints
         self.redefined: dict[str, str] = {}
@@ -241,11 +242,10 @@ class ExecutionPlan:
         policy = check_stale_policy(stale)
         with gc_paused():  # the fingerprint pass runs no user code but the pickling of odd parameters
             source, fingerprints, to_run = _rows(graph, policy)
-            rows = None
-            if map_plan.GROUPS and map_plan.groups_in(graph.steps):  # annotated as the groups stand now
-                rows = map_plan.annotate(graph.steps, source.rows())
-            plan = cls(head, graph, rows, fingerprints, policy)  # type: ignore[arg-type]
+            plan = cls(head, graph, None, fingerprints, policy)  # type: ignore[arg-type]
             plan._source = source
+            # the rows and summaries show the groups as they stand now, though built when first asked for
+            plan._marks = map_plan.group_marks(graph.steps) if map_plan.GROUPS else []
             plan._to_run = to_run
         plan.redefined = find_redefined(graph)
         return plan
@@ -258,7 +258,8 @@ class ExecutionPlan:
             if source is None:
                 return []
             with gc_paused():
-                self._rows = source.rows()
+                rows = source.rows()
+                self._rows = map_plan.annotate(self.graph.steps, rows, self._marks) if self._marks else rows
         return self._rows
 
     @rows.setter
@@ -295,7 +296,8 @@ class ExecutionPlan:
         """``{name: GroupSummary}``: each mapped step (``Step.map``) of the pipeline, in execution order,
         with its items and their counts (computed on first use: runs do not need them)."""
         if self._groups is None:
-            self._groups = map_plan.summaries(self.graph.steps, self.rows)
+            marks = self._marks if self._marks is not None else map_plan.group_marks(self.graph.steps)
+            self._groups = map_plan.summaries(self.graph.steps, self.rows, marks)
         return self._groups
 
     @property

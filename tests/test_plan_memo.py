@@ -291,3 +291,157 @@ def test_a_bare_stand_in_given_a_run_on_the_instance_is_seen():
     attrs["run"] = _new_run(1).__get__(bare)  # as many attributes as before, but now it can run
     assert snapshot(head, "rerun") == full_snapshot(head, "rerun")
     assert "a" in ExecutionPlan.of(head).to_run
+
+
+def map_snapshot(head, stale, memo=True):
+    """:func:`snapshot` with each group's summary: the rows carry the group names, the summaries the counts."""
+    plan_memo.enabled(memo)
+    try:
+        plan = None
+        try:
+            plan = ExecutionPlan.of(head, stale=stale)
+        except Exception:
+            pass
+        groups = None if plan is None else {k: (v.items, v.counts, v.pending_source) for k, v in plan.groups.items()}
+        return snapshot(head, stale), groups
+    finally:
+        plan_memo.enabled(True)
+
+
+MAP_MUTATIONS = [
+    "item_param",
+    "item_param_equal",
+    "item_param_new",
+    "item_ctx_del",
+    "item_ctx_change",
+    "item_put_result",
+    "source_set",
+    "source_inplace",
+    "source_ctx_del",
+    "method",
+    "redefine",
+    "remap",
+    "run",
+]
+
+
+def make_map_classes(tag: int = 0) -> tuple[type, type]:
+    """An item class with one parameter and a source returning its ``values`` (defined again at each call)."""
+
+    class Cell(Step):
+        def __init__(self, i=0, **kwargs):
+            super().__init__(**kwargs)
+            self.i = i
+
+        def run(self, *inputs):
+            return ("cell", self.i, inputs, tag)
+
+    class Source(Step):
+        def run(self, *inputs):
+            return self.values
+
+    return Cell, Source
+
+
+def build_mapped(kind: int, size: int, ctx: Context, classes: tuple[type, type]):
+    """A mapped pipeline: 0, a map over a range; 1, over a source step's output; 2, a map over the output of
+    a map over a range (dynamic, its source a group); 3, a map over a range and one over a source, joined."""
+    Cell, Source = classes
+    src = Source(ctx=ctx, name_alias="src")
+    src.values = list(range(size))
+    if kind == 0:
+        groups = [Cell.map(i=range(size), ctx=ctx, name_alias="M")]
+    elif kind == 1:
+        groups = [Cell.map(i=src, ctx=ctx, name_alias="D")]
+    elif kind == 2:
+        first = Cell.map(i=range(size), ctx=ctx, name_alias="M")
+        groups = [first, Cell.map(i=first, ctx=ctx, name_alias="D")]
+    else:
+        groups = [Cell.map(i=range(size), ctx=ctx, name_alias="M"), Cell.map(i=src, ctx=ctx, name_alias="D")]
+    head = Cell(depends_on=groups[-1:] if kind == 2 else groups, ctx=ctx, name_alias="head")
+    return head, src, groups
+
+
+@st.composite
+def map_scenarios(draw):
+    kind = draw(st.integers(0, 3))
+    size = draw(st.integers(0, 4))
+    ops = draw(
+        st.lists(
+            st.tuples(st.sampled_from(MAP_MUTATIONS), st.integers(0, 5), st.integers(0, 3)), min_size=1, max_size=10
+        )
+    )
+    return kind, size, ops
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(map_scenarios())
+def test_memo_plan_equals_full_plan_for_mapped_pipelines(scenario):
+    """Maps over a range, over a source step's output, over another map: items' parameters changed, items'
+    results edited, items added or removed (the source's output or the range changed), classes redefined."""
+    kind, size, ops = scenario
+    ctx = Context()
+    classes = make_map_classes()
+    head, src, groups = build_mapped(kind, size, ctx, classes)
+    try:
+        head.materialize()
+    except Exception:
+        pass
+    for op, a, v in [(None, 0, 0), *ops]:
+        items = [item for g in groups for item in g._jo_items]
+        item = items[a % len(items)] if items else None
+        if op == "item_param" and item is not None:
+            item.i = v
+        elif op == "item_param_equal" and item is not None:
+            item.i = int(str(item.i)) if isinstance(item.i, int) else item.i
+        elif op == "item_param_new" and item is not None:
+            item.extra = v
+        elif op == "item_ctx_del" and item is not None and item.name in ctx:
+            del ctx[item.name]
+        elif op == "item_ctx_change" and item is not None:
+            ctx[item.name] = ("by hand", v)
+        elif op == "item_put_result" and item is not None:
+            ctx._put_result(item.name, ("recorded", v), f"{v:032x}:0:0:")
+        elif op == "source_set":
+            src.values = list(range(v + a % 3))  # items added or removed
+        elif op == "source_inplace":
+            src.values.append(v + 10)
+        elif op == "source_ctx_del" and "src" in ctx:
+            del ctx["src"]
+        elif op == "method":
+            classes[0].run = _new_run(v)
+        elif op == "redefine":
+            classes = make_map_classes(v)
+        elif op == "remap":  # the cell building the pipeline runs again, with another size
+            head, src, groups = build_mapped(kind, v + a % 3, ctx, classes)
+        elif op == "run":
+            try:
+                head.materialize()
+            except Exception:
+                pass
+        for stale in ("rerun", "use"):
+            memo = map_snapshot(head, stale)  # may use the memo of the plan before the change
+            full = map_snapshot(head, stale, memo=False)
+            again = map_snapshot(head, stale)
+            assert memo == full, (op, a, v, stale)
+            assert again == full, (op, a, v, stale)
+
+
+def test_a_plan_shows_the_groups_as_they_stood_when_it_was_made():
+    """The rows are built on first use, annotated with the groups as planned, not as a later run left them."""
+    Cell, Source = make_map_classes()
+    ctx = Context()
+    head = build_mapped(1, 3, ctx, (Cell, Source))[0]
+    plan = head.execution_plan(show=False)
+    head.materialize()  # expands D: three items
+    assert {k: (v.items, v.pending_source) for k, v in plan.groups.items()} == {"D": ([], "src")}
+    assert [(r.name, r.group, r.reason) for r in plan.rows] == [
+        ("src", None, None),
+        ("D", None, "? items (known after src runs)"),
+        ("head", None, None),
+    ]
+    plan = head.execution_plan(show=False)
+    head.materialize()
+    assert [r.group for r in plan.rows] == [None, "D", "D", "D", None, None]
+    assert plan.groups["D"].counts == {"cached": 3, "to run": 0, "stale": 0, "not needed": 0}
