@@ -16,6 +16,7 @@ import getpass
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from job_orchestra import Context, Step
@@ -27,6 +28,7 @@ class Steps(Step):
     def run(self, *inputs):
         print(f"running {self}", flush=True)
         if os.environ.get("CRASH_IN") == str(self):
+            time.sleep(1.2)  # (a real crash would not wait: this lets the line above and the progress bar show)
             os._exit(137)
         return self.compute(*inputs)
 
@@ -78,7 +80,12 @@ def new_cache() -> str:
 
 def last_cache() -> str:
     """The directory ``new_cache()`` made last, found again after a kernel restart."""
-    return _POINTER.read_text(encoding="utf-8")
+    try:
+        return _POINTER.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            "No cache was made by new_cache() yet: run the cell that crashes the kernel (section 5) first."
+        ) from None
 
 
 if __name__ == "__main__":
