@@ -65,9 +65,7 @@ def _versions() -> dict[str, str | None]:
     """The versions of the libraries that pickled the values: job-orchestra, dill, and numpy and pandas when
     they are imported (a value can need them only then). Read from the modules themselves: reading package
     metadata costs milliseconds per package on every store."""
-    from . import __version__
-
-    out: dict[str, str | None] = {"job-orchestra": __version__}
+    out: dict[str, str | None] = {"job-orchestra": sys.modules[__package__].__version__}  # loaded before us
     for dist, module in (("dill", "dill"), ("numpy", "numpy"), ("pandas", "pandas")):
         version = getattr(sys.modules.get(module), "__version__", None)
         if isinstance(version, str):
