@@ -17,20 +17,16 @@ keep their results, and everything else is cancelled there; a failed step's depe
 
 from __future__ import annotations
 
-import contextlib
 import queue
-import signal
-import threading
 import time
 import uuid
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from .dask_submit import GraphSubmission
 from .dask_tasks import Shipper, cancel_not_started
-from .runstate import note_failure, note_interrupt, record_result
+from .run_loop import RunLoop
+from .runstate import note_interrupt, record_result
 from .shipping import RemoteFailure
-from .tracebacks import user_traceback
 from .worker_writes import adopt
 
 if TYPE_CHECKING:
@@ -45,7 +41,7 @@ _SWEEP = 0.05  # seconds between polls of the steps not awaited one by one (see 
 
 
 # -- the run ---------------------------------------------------------------------------------------------
-class DaskGraphRun(GraphSubmission):
+class DaskGraphRun(GraphSubmission, RunLoop):
     """One ``materialize()`` on a Dask client with the whole plan submitted ahead (see the module doc).
 
     Invariant that keeps cancelling safe: the client holds the Future of every task of this run that is not
@@ -127,37 +123,8 @@ class DaskGraphRun(GraphSubmission):
                 raise
             finally:
                 self._release_all()
-        if self.failure is not None:
-            name, exc = self.failure
-            note_failure(exc, name, self.steps[name], self.finished, len(self.scheduled))
-            raise exc.with_traceback(user_traceback(exc.__traceback__))
+        self._raise_failure()
         return self.head_output
-
-    @contextlib.contextmanager
-    def _deferred_ctrl_c(self) -> Iterator[None]:
-        """Ctrl-C becomes a KeyboardInterrupt at a safe point of the loop (a second one is raised at once)."""
-        if threading.current_thread() is not threading.main_thread():
-            yield  # signals are only delivered to the main thread
-            return
-        previous = signal.getsignal(signal.SIGINT)
-        if previous is not signal.default_int_handler:
-            yield  # somebody else handles Ctrl-C: leave it to them
-            return
-
-        def note_it(signum: int, frame: Any) -> None:
-            self.interrupt_requested = True
-            signal.signal(signal.SIGINT, previous)
-
-        signal.signal(signal.SIGINT, note_it)
-        try:
-            yield
-        finally:
-            signal.signal(signal.SIGINT, previous)
-
-    def _check_interrupt(self) -> None:
-        if self.interrupt_requested:
-            self.interrupt_requested = False
-            raise KeyboardInterrupt
 
     def _next_batch(self) -> list[Any]:
         """The futures finished since the last call (waiting for at least one, or for another run)."""
@@ -358,15 +325,6 @@ class DaskGraphRun(GraphSubmission):
         self.ticket.fail(name, exc)
         self.open.discard(name)
         self._fail(name, exc)
-
-    def _fail(self, name: str, exc: BaseException) -> None:
-        if self.failure is None:
-            self.failure = (name, exc)
-        else:
-            first = self.failure[1]
-            first.add_note(f"job-orchestra: step {name!r} failed too: {type(exc).__name__}: {exc}")
-        if self.events:
-            self.events.emit("step_fail", name, exc)
 
     # -- stopping -----------------------------------------------------------------------------------------
     def _stop(self, *, everything: bool = False) -> list[str]:

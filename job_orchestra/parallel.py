@@ -14,19 +14,15 @@ worker loop guaranteed: a queued step does not start once a step failed or Ctrl-
 
 from __future__ import annotations
 
-import contextlib
 import heapq
 import queue
-import signal
-import threading
 import time
 from collections import deque
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from . import inflight
-from .runstate import consumer_counts, note_failure, note_interrupt, record_result
-from .tracebacks import user_traceback
+from .run_loop import RunLoop
+from .runstate import consumer_counts, note_interrupt, record_result
 from .worker_writes import adopt, reader_for, writer_for
 
 if TYPE_CHECKING:
@@ -37,7 +33,7 @@ if TYPE_CHECKING:
 __all__ = ["ParallelRun"]
 
 
-class ParallelRun:
+class ParallelRun(RunLoop):
     """One parallel ``materialize()``: submits ready steps in plan order, records each result as it comes.
 
     Only this (coordinating) thread touches the state and emits events; worker threads merely put finished
@@ -116,34 +112,8 @@ class ParallelRun:
                     self.gate.stop()  # queued steps do not start
                 self._drain_after_interrupt(exc)
                 raise
-        if self.failure is not None:
-            name, exc = self.failure
-            note_failure(exc, name, self.steps[name], self.finished, len(self.scheduled))
-            raise exc.with_traceback(user_traceback(exc.__traceback__))
+        self._raise_failure()
         return self.head_output
-
-    @contextlib.contextmanager
-    def _deferred_ctrl_c(self) -> Iterator[None]:
-        """Turn Ctrl-C (SIGINT, or a notebook's stop button) into a KeyboardInterrupt raised at a safe point
-        of the loop, never halfway through submitting a step or recording a result. A second Ctrl-C is
-        raised at once (it abandons the steps still running)."""
-        if threading.current_thread() is not threading.main_thread():
-            yield  # signals are only delivered to the main thread
-            return
-        previous = signal.getsignal(signal.SIGINT)
-        if previous is not signal.default_int_handler:
-            yield  # somebody else handles Ctrl-C: leave it to them
-            return
-
-        def note_it(signum: int, frame: Any) -> None:
-            self.interrupt_requested = True
-            signal.signal(signal.SIGINT, previous)
-
-        signal.signal(signal.SIGINT, note_it)
-        try:
-            yield
-        finally:
-            signal.signal(signal.SIGINT, previous)
 
     def _collect_finished(self) -> None:
         """Collect every step that has finished meanwhile, without waiting."""
@@ -164,11 +134,6 @@ class ParallelRun:
             self.announced += 1
             if self.events:
                 self.events.emit("step_start", name)
-
-    def _check_interrupt(self) -> None:
-        if self.interrupt_requested:
-            self.interrupt_requested = False
-            raise KeyboardInterrupt
 
     # -- submitting ----------------------------------------------------------------------------------
     def _submit_ready(self) -> None:
@@ -351,13 +316,7 @@ class ParallelRun:
     def _fail(self, name: str, exc: BaseException) -> None:
         if self.gate is not None:
             self.gate.stop()  # queued steps do not start
-        if self.failure is None:
-            self.failure = (name, exc)
-        else:
-            first = self.failure[1]
-            first.add_note(f"job-orchestra: step {name!r} failed too: {type(exc).__name__}: {exc}")
-        if self.events:
-            self.events.emit("step_fail", name, exc)
+        super()._fail(name, exc)
 
     def _drain_after_interrupt(self, exc: KeyboardInterrupt) -> None:
         running = list(self.running)

@@ -15,7 +15,6 @@ import os
 import re
 import secrets
 import stat
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -170,15 +169,32 @@ class LocalStore(Store):
 
     def write(self, rel: str, data: bytes) -> None:
         """``data`` to a temporary name in the same folder, synced, renamed into place, the folder synced."""
+
+        def fill(out: int) -> None:
+            view = memoryview(data).cast("B")
+            while view:
+                view = view[os.write(out, view) :]
+
+        self._write_atomically(rel, fill)
+
+    def write_from(self, rel: str, fill: Callable[[BinaryIO], None]) -> None:
+        def fill_fd(out: int) -> None:
+            with os.fdopen(out, "wb", closefd=False) as file:
+                fill(file)
+
+        self._write_atomically(rel, fill_fd)
+
+    def _write_atomically(self, rel: str, fill: Callable[[int], None]) -> None:
+        """``fill(fd)`` writes the bytes into a new temporary file next to ``rel``, which is then synced,
+        renamed into place, and its folder synced (the rename itself survives a crash of the machine).
+        On any failure the temporary file is removed and nothing is in place."""
         fd, name = self._parent_fd(rel, create=True)
         try:
             tmp = f".{name}.{secrets.token_hex(6)}{TEMP_SUFFIX}"
             out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC, 0o600, dir_fd=fd)
             try:
                 try:
-                    view = memoryview(data).cast("B")
-                    while view:
-                        view = view[os.write(out, view) :]
+                    fill(out)
                     os.fsync(out)
                 finally:
                     os.close(out)
@@ -189,29 +205,7 @@ class LocalStore(Store):
                 except OSError:
                     pass
                 raise
-            os.fsync(fd)  # the rename itself survives a crash of the machine
-        finally:
-            os.close(fd)
-
-    def write_from(self, rel: str, fill: Callable[[BinaryIO], None]) -> None:
-        fd, name = self._parent_fd(rel, create=True)
-        try:
-            folder = f"/proc/self/fd/{fd}" if os.path.isdir("/proc/self/fd") else str(self.root / os.path.dirname(rel))
-            tmp_fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=TEMP_SUFFIX, dir=folder)
-            tmp_name = os.path.basename(tmp)
-            try:
-                with os.fdopen(tmp_fd, "wb") as out:
-                    fill(out)
-                    out.flush()
-                    os.fsync(out.fileno())
-                os.replace(tmp_name, name, src_dir_fd=fd, dst_dir_fd=fd)
-            except BaseException:
-                try:
-                    os.unlink(tmp_name, dir_fd=fd)
-                except OSError:
-                    pass
-                raise
-            os.fsync(fd)  # the rename itself survives a crash of the machine
+            os.fsync(fd)
         finally:
             os.close(fd)
 

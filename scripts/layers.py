@@ -74,6 +74,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "worker_writes",
             "workers",
             "executors",
+            "run_loop",
             "parallel",
             "dask_tasks",
             "dask_submit",

@@ -122,6 +122,14 @@ def build(deps: list[list[int]], with_ctx: set[int], ctx: Context) -> tuple[list
     return steps, head
 
 
+def serial_run(deps: list[list[int]], with_ctx: set[int]) -> tuple[object, Context]:
+    """The head's result and the Context of the same graph run serially (the reference), run counts reset."""
+    serial_ctx = Context()
+    expected = build(deps, with_ctx, serial_ctx)[1].materialize()
+    RUNS.clear()
+    return expected, serial_ctx
+
+
 def descendants(deps: list[list[int]], of: int) -> set[int]:
     out = {of}
     for i, ds in enumerate(deps):
@@ -192,10 +200,7 @@ def test_random_graphs_give_the_serial_results_and_run_counts(client, seed, lean
 def test_a_failure_runs_no_dependent_keeps_what_finished_and_resume_runs_the_rest(client, seed, lean):
     deps, with_ctx = shape(seed)
     rng = random.Random(1000 + seed)
-    serial_ctx = Context()
-    _, serial_head = build(deps, with_ctx, serial_ctx)
-    expected = serial_head.materialize()
-    RUNS.clear()
+    expected, serial_ctx = serial_run(deps, with_ctx)
 
     ctx = Context()
     steps, head = build(deps, with_ctx, ctx)
@@ -247,10 +252,7 @@ class Interrupting(Callback):
 def test_an_interrupt_keeps_finished_work_and_the_next_run_does_the_rest(client, seed):
     deps, with_ctx = shape(seed)
     rng = random.Random(2000 + seed)
-    serial_ctx = Context()
-    _, serial_head = build(deps, with_ctx, serial_ctx)
-    expected = serial_head.materialize()
-    RUNS.clear()
+    expected, serial_ctx = serial_run(deps, with_ctx)
 
     ctx = Context()
     head = build(deps, with_ctx, ctx)[1]
@@ -341,8 +343,7 @@ def test_worker_processes_run_generated_graphs_like_the_serial_executor():
     ):
         for seed in range(6):
             deps, with_ctx = shape(seed)
-            serial_ctx = Context()
-            expected = build(deps, with_ctx, serial_ctx)[1].materialize()
+            expected, serial_ctx = serial_run(deps, with_ctx)
             ctx = Context()
             steps, head = build(deps, with_ctx, ctx)
             precache(steps, with_ctx, random.Random(seed))
