@@ -28,7 +28,7 @@ class Steps(Step):
     def run(self, *inputs):
         print(f"running {self}", flush=True)
         if os.environ.get("CRASH_IN") == str(self):
-            time.sleep(1.2)  # (a real crash would not wait: this lets the line above and the progress bar show)
+            time.sleep(2.5)  # (a real crash would not wait: this lets the line above and the progress bar show)
             os._exit(137)
         return self.compute(*inputs)
 
