@@ -28,7 +28,6 @@ from .shipping import (
     RemoteFailure,
     StopFile,
     _give_main_a_spec,
-    call_gated,
     call_releasing,
     dump_step,
     process_context,
@@ -38,6 +37,7 @@ from .shipping import (
     ship_call,
     strip_step,
 )
+from .thread_queue import Job, ThreadQueue
 
 if TYPE_CHECKING:
     from .step import Step
@@ -60,8 +60,10 @@ class FuturesBackend(Backend):
         if queue_ahead and limit:
             # Every worker finds its next step in the pool's queue instead of waiting for this thread to
             # submit one; the gate keeps "no new step after a failure or Ctrl-C" exact.
-            self.ahead = max(_AHEAD, 4 * limit)
+            self.ahead = max(_AHEAD if ship else _THREAD_AHEAD, 4 * limit)
             self.gate = StopFile() if ship else Gate()
+        # threads: the steps wait in this run's own queue, which at most `limit` pool threads drain
+        self.queue = ThreadQueue(executor, limit, self.gate) if queue_ahead and limit and not ship else None
         self.names: dict[Future, str] = {}  # step of each shipped future still running
         self.broken_with: list[str] | None = None  # the steps the pool held when it broke
 
@@ -79,10 +81,12 @@ class FuturesBackend(Backend):
             name,
         )
 
-    def submit(self, name: str, step: Step, inputs: list[Any], key: tuple | None = None, gated: bool = False) -> Future:
+    def submit(
+        self, name: str, step: Step, inputs: list[Any], key: tuple | None = None, gated: bool = False
+    ) -> Future | Job:
         if not self.ship:
-            if self.gate is not None:
-                return self.executor.submit(call_gated, self.gate, name, gated, step.run, inputs, key)
+            if self.queue is not None:
+                return self.queue.put(name, step.run, inputs, key, gated)
             return self.executor.submit(call_releasing, step.run, inputs, key)
         payload, args = ship_call(name, step, inputs)
         if isinstance(self.gate, StopFile):
@@ -92,7 +96,7 @@ class FuturesBackend(Backend):
         self.names[future] = name
         return future
 
-    def collect(self, handle: Future, keep_value: bool) -> tuple[Any, Any]:
+    def collect(self, handle: Future | Job, keep_value: bool) -> tuple[Any, Any]:
         name = self.names.pop(handle, None)
         try:
             out = handle.result()
@@ -198,7 +202,10 @@ class DaskBackend(Backend):
         pass  # the client belongs to the caller
 
 
-_AHEAD = 16  # steps waiting in a thread pool's queue, at least: enough to keep its threads from idling
+_AHEAD = 16  # steps waiting in a process pool's queue, at least: enough to keep its workers from idling
+# Steps waiting in a thread run's own queue, at most: its threads rarely find it empty (and so rarely stop and
+# are started again), and this thread collects many finished steps each time it wakes.
+_THREAD_AHEAD = 1024
 
 
 def _is_dask_client(obj: Any) -> bool:
@@ -239,9 +246,10 @@ def resolve(executor: Any, max_workers: int | None = None) -> Iterator[Backend]:
         own_limit = getattr(executor, "_max_workers", None)
         limit = min(filter(None, (max_workers, own_limit)), default=None)
         threads = isinstance(executor, ThreadPoolExecutor)
-        # steps queue ahead only where the pool's own size keeps max_workers (a smaller one is kept here)
-        ahead = isinstance(executor, (ThreadPoolExecutor, ProcessPoolExecutor)) and limit is not None
-        ahead = ahead and limit == own_limit
+        # Steps queue ahead on a thread pool (at most `limit` of its threads take this run's steps), and on a
+        # process pool whose own size keeps max_workers (a smaller limit is kept here, one step per worker).
+        processes = isinstance(executor, ProcessPoolExecutor) and limit == own_limit
+        ahead = limit is not None and (threads or processes)
         backend = FuturesBackend(executor, limit, owned=False, ship=not threads, queue_ahead=ahead)
     elif _is_dask_client(executor):
         backend = DaskBackend(executor, max_workers)

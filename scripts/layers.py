@@ -71,6 +71,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "runstate",
             "cache_gone",
             "shipping",
+            "thread_queue",
             "worker_writes",
             "workers",
             "executors",
