@@ -8,9 +8,10 @@ submitted: its entry is one more handle this run waits for, so this loop never b
 A thread pool, or a caller's process pool while its steps are quick, takes steps ahead of its free workers,
 so a worker finds its next step queued instead of waiting for this thread (the round trip dominates a short
 step). On threads the queue is the run's own (:mod:`job_orchestra.thread_queue`): at most ``limit`` pool
-threads drain it, without a Future per step. A gate shared with the workers (:class:`~job_orchestra.shipping.Gate`) keeps what the one-per-free-
-worker loop guaranteed: a queued step does not start once a step failed or Ctrl-C came, and at most
-``limit`` steps are announced (``step_start``) as running, a queued one when it is known to have begun.
+threads drain it, without a Future per step. A gate shared with the workers
+(:class:`~job_orchestra.shipping.Gate`) keeps what the one-per-free-worker loop guaranteed: a queued step does
+not start once a step failed or Ctrl-C came, and at most ``limit`` steps are announced (``step_start``) as
+running, a queued one when it is known to have begun.
 """
 
 from __future__ import annotations
