@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import random
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -329,11 +330,12 @@ class Jittery(Step):
 @settings(max_examples=25, deadline=None)
 @given(
     seed=st.integers(0, 10_000),
-    callers=st.lists(st.sampled_from([None, "threads"]), min_size=2, max_size=4),
+    callers=st.lists(st.sampled_from([None, "threads", "shared pool"]), min_size=2, max_size=4),
 )
 def test_many_runs_at_once_on_random_heads_run_each_step_exactly_once(seed, callers):
-    """No gates: several threads materialize random heads of one pipeline at once; every step has a
-    Context, so across all of them each needed step runs exactly once, and nobody deadlocks."""
+    """No gates: several threads materialize random heads of one pipeline at once (serially, on a pool of
+    their own, or on one two-thread pool they share); every step has a Context, so across all of them each
+    needed step runs exactly once, and nobody deadlocks."""
     rng = random.Random(seed)
     ctx = Context()
     steps: list[Jittery] = []
@@ -347,10 +349,12 @@ def test_many_runs_at_once_on_random_heads_run_each_step_exactly_once(seed, call
     out: dict[int, object] = {}
     start = threading.Barrier(len(callers))
 
+    shared = ThreadPoolExecutor(2)
+
     def go(i, head, executor):
         start.wait(WAIT)
         try:
-            out[i] = head.materialize(executor)
+            out[i] = head.materialize(shared if executor == "shared pool" else executor)
         except BaseException as exc:  # reported below
             out[i] = exc
 
@@ -359,6 +363,7 @@ def test_many_runs_at_once_on_random_heads_run_each_step_exactly_once(seed, call
         t.start()
     for t in threads:
         t.join(WAIT)
+    shared.shutdown(wait=False)
     assert not any(t.is_alive() for t in threads), "a run hangs"
     for i, head in enumerate(heads):
         assert isinstance(out[i], Box) and out[i].value == naive(head), out[i]
