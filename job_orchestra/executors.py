@@ -57,13 +57,14 @@ class FuturesBackend(Backend):
         self.limit = limit
         self.owned = owned
         self.ship = ship
+        self.queue: ThreadQueue | None = None
         if queue_ahead and limit:
-            # Every worker finds its next step in the pool's queue instead of waiting for this thread to
-            # submit one; the gate keeps "no new step after a failure or Ctrl-C" exact.
+            # Every worker finds its next step queued instead of waiting for this thread to submit one; the
+            # gate keeps "no new step after a failure or Ctrl-C" exact.
             self.ahead = max(_AHEAD if ship else _THREAD_AHEAD, 4 * limit)
             self.gate = StopFile() if ship else Gate()
-        # threads: the steps wait in this run's own queue, which at most `limit` pool threads drain
-        self.queue = ThreadQueue(executor, limit, self.gate) if queue_ahead and limit and not ship else None
+            if not ship:  # threads: this run's own queue, which at most `limit` pool threads drain
+                self.queue = ThreadQueue(executor, limit, self.gate)
         self.names: dict[Future, str] = {}  # step of each shipped future still running
         self.broken_with: list[str] | None = None  # the steps the pool held when it broke
 

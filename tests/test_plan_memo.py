@@ -9,6 +9,7 @@ policies, error included. A counter checks that the memo was in fact used.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -20,6 +21,13 @@ from hypothesis import strategies as st
 
 from job_orchestra import Context, Step, plan_memo
 from job_orchestra.plan import ExecutionPlan
+
+
+def materialize_any(head: Step) -> None:
+    """Run the pipeline; a step that fails is one more state the plans must agree on, not a test failure."""
+    with contextlib.suppress(Exception):
+        head.materialize()
+
 
 SCALE = 1
 LIMITS = [1, 2]
@@ -167,10 +175,7 @@ def test_memo_plan_equals_full_plan_under_random_changes(scenario):
     head = steps[-1]
     saved = SCALE, LIMITS
     try:
-        try:
-            head.materialize()
-        except Exception:  # planned anyway: the plans must agree on errors too
-            pass
+        materialize_any(head)
         for op, a, v in [(None, 0, 0), *ops]:
             step = steps[a]
             attrs = step.__dict__
@@ -230,10 +235,7 @@ def test_memo_plan_equals_full_plan_under_random_changes(scenario):
             elif op == "ctx_put_result" and step.ctx is not None:
                 step.ctx._put_result(step.name, ("recorded", v), f"{v:032x}:0:0:")
             elif op == "run":
-                try:
-                    head.materialize()
-                except Exception:
-                    pass
+                materialize_any(head)
             for stale in ("rerun", "use"):
                 if opened:  # a plan may take an earlier version back from disk: let one do it first
                     full_snapshot(head, stale)
@@ -384,10 +386,7 @@ def test_memo_plan_equals_full_plan_for_mapped_pipelines(scenario):
     ctx = Context()
     classes = make_map_classes()
     head, src, groups = build_mapped(kind, size, ctx, classes)
-    try:
-        head.materialize()
-    except Exception:
-        pass
+    materialize_any(head)
     for op, a, v in [(None, 0, 0), *ops]:
         items = [item for g in groups for item in g._jo_items]
         item = items[a % len(items)] if items else None
@@ -416,10 +415,7 @@ def test_memo_plan_equals_full_plan_for_mapped_pipelines(scenario):
         elif op == "remap":  # the cell building the pipeline runs again, with another size
             head, src, groups = build_mapped(kind, v + a % 3, ctx, classes)
         elif op == "run":
-            try:
-                head.materialize()
-            except Exception:
-                pass
+            materialize_any(head)
         for stale in ("rerun", "use"):
             memo = map_snapshot(head, stale)  # may use the memo of the plan before the change
             full = map_snapshot(head, stale, memo=False)
