@@ -169,36 +169,46 @@ def _collect(head: Node) -> PipelineGraph:
         by_order = dict(zip(order, steps))
         by_order[head_name] = head
         return PipelineGraph(head_name, by_order, dict(deps), entry)
-    name_of: dict[int, str] = {id(head): head_name}  # every step seen, by identity
-    by_name: dict[str, Node] = {head_name: head}
-    deps_by_name: dict[str, tuple[str, ...]] = {}
-    duplicates: dict[str, list[Node]] = {}
-    stack = [head]
-    while stack:
-        step = stack.pop()
+    # Steps are numbered as they are found (the head is 0): the ordering below works on small lists
+    # indexed by number, not on hash tables of 100,000 names.
+    index: dict[int, int] = {id(head): 0}
+    nodes: list[Node] = [head]
+    names: list[str] = [head_name]
+    dep_index: list[list[int]] = []
+    for step in nodes:  # grows as steps are found: a breadth-first walk
         deps = step.dependencies
         if type(deps) is not list:
             deps = _dependencies_as_list(step)
-        dep_names = []
+        found = []
         for position, dep in enumerate(deps):
-            dep_name = name_of.get(id(dep))
-            if dep_name is None:
+            j = index.get(id(dep))
+            if j is None:
                 if not isinstance(dep, Node):
                     raise _not_a_step(step, position, dep)
-                dep_name = dep.name_alias or type(dep)._default_name or type(dep).__name__
-                name_of[id(dep)] = dep_name
-                other = by_name.setdefault(dep_name, dep)
-                if other is not dep:
-                    duplicates.setdefault(dep_name, [other]).append(dep)
-                stack.append(dep)
-            dep_names.append(dep_name)
-        deps_by_name[name_of[id(step)]] = tuple(dep_names)
-    if duplicates:
-        raise DuplicateStepName(_duplicate_message(duplicates, head), sorted(duplicates))
+                j = index[id(dep)] = len(nodes)
+                nodes.append(dep)
+                names.append(dep.name_alias or type(dep)._default_name or type(dep).__name__)
+            found.append(j)
+        dep_index.append(found)
+    if len(set(names)) != len(names):  # two different steps with one name
+        raise _duplicates(names, nodes, head)
+    ordered = _execution_order_of(names, dep_index)
+    steps = {names[j]: nodes[j] for j in ordered}
+    deps_by_name = {names[j]: tuple([names[d] for d in dep_index[j]]) for j in ordered}
+    order = list(steps)
+    del order[-1]
+    entry = graph_cache.remember(head, order, [nodes[j] for j in ordered[:-1]], dict(deps_by_name))
+    return PipelineGraph(head_name, steps, deps_by_name, entry)
 
-    ordered = _execution_order(head_name, deps_by_name)
-    entry = graph_cache.remember(head, ordered[:-1], [by_name[n] for n in ordered[:-1]], dict(deps_by_name))
-    return PipelineGraph(head_name, {n: by_name[n] for n in ordered}, deps_by_name, entry)
+
+def _duplicates(names: list[str], nodes: list[Node], head: Node) -> DuplicateStepName:
+    first: dict[str, Node] = {}
+    duplicates: dict[str, list[Node]] = {}
+    for name, node in zip(names, nodes):
+        other = first.setdefault(name, node)
+        if other is not node:
+            duplicates.setdefault(name, [other]).append(node)
+    return DuplicateStepName(_duplicate_message(duplicates, head), sorted(duplicates))
 
 
 def _dependencies_as_list(step: Node) -> list:
@@ -238,25 +248,9 @@ def legacy_breadth_first(head: str, deps: dict[str, tuple[str, ...]]) -> list[st
     first occurrence of each name. A step's listing is the same every time, so each step is expanded once:
     this is a depth-first pre-order walk that emits each expanded step's dependencies.
     """
-    seen = {head}
-    expanded: set[str] = set()
-    out: list[str] = []
-    stack = [head]
-    while stack:
-        name = stack.pop()
-        if name in expanded:
-            continue
-        expanded.add(name)
-        children = deps[name]
-        for d in children:
-            if d not in seen:
-                seen.add(d)
-                out.append(d)
-        if len(children) == 1:
-            stack.append(children[0])
-        elif children:
-            stack.extend(reversed(children))
-    return out
+    names = [head, *(n for n in deps if n != head)]
+    number = {name: j for j, name in enumerate(names)}
+    return [names[j] for j in _breadth_first_index([[number[d] for d in deps[n]] for n in names])]
 
 
 def legacy_depth_first(head: str, deps: dict[str, tuple[str, ...]]) -> list[str]:
@@ -278,18 +272,46 @@ def legacy_depth_first(head: str, deps: dict[str, tuple[str, ...]]) -> list[str]
     return out
 
 
-def _execution_order(head: str, deps: dict[str, tuple[str, ...]]) -> list[str]:
-    """A valid execution order that keeps 1.1's plan order wherever 1.1's order was valid.
+def _breadth_first_index(deps: list[list[int]]) -> list[int]:
+    """:func:`legacy_breadth_first` on numbered steps: the head is 0, ``deps[j]`` lists step j's inputs.
+
+    Marks are bytes in a bytearray, not names in sets: on 100,000 steps the walk stays in the CPU's cache."""
+    seen = bytearray(len(deps))
+    seen[0] = 1
+    expanded = bytearray(len(deps))
+    out: list[int] = []
+    stack = [0]
+    while stack:
+        j = stack.pop()
+        if expanded[j]:
+            continue
+        expanded[j] = 1
+        children = deps[j]
+        for d in children:
+            if not seen[d]:
+                seen[d] = 1
+                out.append(d)
+        if len(children) == 1:
+            stack.append(children[0])
+        elif children:
+            stack.extend(reversed(children))
+    return out
+
+
+def _execution_order_of(names: list[str], deps: list[list[int]]) -> list[int]:
+    """A valid execution order (step numbers) that keeps 1.1's plan order wherever 1.1's order was valid.
 
     1.1 printed its plan in reversed breadth-first order, which can list a step before one of its own
     dependencies. We use that order as a priority in a topological sort: when it is valid it is kept as is.
     """
-    preferred = legacy_breadth_first(head, deps)
+    preferred = _breadth_first_index(deps)
     preferred.reverse()
-    preferred.append(head)
-    position = {name: i for i, name in enumerate(preferred)}
-    for i, name in enumerate(preferred):
-        for d in deps[name]:
+    preferred.append(0)
+    position = [0] * len(deps)
+    for i, j in enumerate(preferred):
+        position[j] = i
+    for i, j in enumerate(preferred):
+        for d in deps[j]:
             if position[d] >= i:
                 break
         else:
@@ -298,13 +320,13 @@ def _execution_order(head: str, deps: dict[str, tuple[str, ...]]) -> list[str]:
     else:
         return preferred  # already topological, hence acyclic
 
-    sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
-    for name in preferred:
-        sorter.add(name, *deps[name])
+    sorter: graphlib.TopologicalSorter[int] = graphlib.TopologicalSorter()
+    for j in preferred:
+        sorter.add(j, *deps[j])
     try:
         sorter.prepare()
     except graphlib.CycleError as exc:
-        cycle = list(exc.args[1])
+        cycle = [names[j] for j in exc.args[1]]
         cycle.reverse()  # graphlib lists consumers before producers; show "A -> B" as "A feeds B"
         raise CycleError(
             "The pipeline has a cycle: "
@@ -312,14 +334,14 @@ def _execution_order(head: str, deps: dict[str, tuple[str, ...]]) -> list[str]:
             + ". A step cannot depend on itself, directly or not; check where .dependencies was changed.",
             cycle,
         ) from None
-    order: list[str] = []
-    heap: list[tuple[int, str]] = []
+    order: list[int] = []
+    heap: list[tuple[int, int]] = []
     while sorter.is_active():
-        for name in sorter.get_ready():
-            heapq.heappush(heap, (position[name], name))
-        _, name = heapq.heappop(heap)
-        order.append(name)
-        sorter.done(name)
+        for j in sorter.get_ready():
+            heapq.heappush(heap, (position[j], j))
+        _, j = heapq.heappop(heap)
+        order.append(j)
+        sorter.done(j)
     return order
 
 
