@@ -28,7 +28,7 @@ RESERVED_NAMES = frozenset({"context_meta"})
 
 def check_declarations(graph: PipelineGraph) -> None:
     """Refuse half-initialized steps and step names a Context reserves, before the plan reads any Context."""
-    for step in graph.steps.values():
+    for step in graph.nodes:
         try:  # attribute reads, not step.__dict__: that would build a dict object for each step
             step.ctx, step.dependencies, step.name_alias  # noqa: B018
         except AttributeError:
@@ -83,14 +83,15 @@ def _own_run(step: Step) -> bool:
     )
 
 
-def check_runnable(graph: PipelineGraph, names: Iterable[str]) -> None:
+def check_runnable(graph: PipelineGraph, positions: Iterable[int]) -> None:
     """Refuse, before anything runs, a step whose ``run`` is missing, not a plain method, or cannot take
-    its inputs."""
+    its inputs (the steps at ``positions`` of the graph's execution order)."""
     checked: set[tuple[type, int]] = set()
-    for name in names:
-        step = graph.steps[name]
+    names, nodes, inputs = graph.names, graph.nodes, graph.inputs
+    for p in positions:
+        name, step = names[p], nodes[p]
         kind = type(step)
-        n_inputs = len(graph.deps[name])
+        n_inputs = len(inputs[p])
         if (kind, n_inputs) in checked and not _own_run(step):
             continue
         problem = _run_problem(step)

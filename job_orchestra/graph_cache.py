@@ -31,15 +31,27 @@ class _Entry:
     """What one walk read (``steps`` without the head, so the cache keeps the head only weakly). The ids are
     of objects the entry keeps alive (steps and classes), so no other object can take them."""
 
-    __slots__ = ("aliases", "dep_counts", "dep_ids", "deps", "memo", "order", "steps", "type_ids", "type_names")
+    __slots__ = (
+        "aliases",
+        "dep_counts",
+        "dep_ids",
+        "deps",
+        "inputs",
+        "memo",
+        "order",
+        "steps",
+        "type_ids",
+        "type_names",
+    )
 
-    def __init__(self, order: list[str], steps: list[Any], deps: dict[str, tuple[str, ...]], head: Any) -> None:
+    def __init__(self, order: list[str], steps: list[Any], inputs: list, head: Any) -> None:
         everyone = [*steps, head]
         lists = list(map(_get_deps, everyone))
         types = list(map(type, everyone))
         self.order = order
         self.steps = steps
-        self.deps = deps
+        self.inputs = inputs  # the positions of each step's dependencies (never changed: graphs share it)
+        self.deps: dict[str, tuple[str, ...]] | None = None  # by name, built by the first graph that needs it
         self.dep_counts = list(map(len, lists))
         self.dep_ids = list(map(id, _flat(lists)))
         self.aliases = list(map(_get_alias, everyone))
@@ -61,9 +73,9 @@ def clear() -> None:
     _CACHE.clear()
 
 
-def lookup(head: Any) -> tuple[list[str], list[Any], dict[str, tuple[str, ...]], _Entry] | None:
-    """``(order, steps in order without the head, deps, entry)`` of the last walk of ``head``, if still exact
-    (``entry`` stands for this exact graph: the plan memo is kept on it)."""
+def lookup(head: Any) -> tuple[list[str], list[Any], list, _Entry] | None:
+    """``(order, steps in order without the head, inputs, entry)`` of the last walk of ``head``, if still
+    exact (``entry`` stands for this exact graph: the plan memo is kept on it)."""
     found = _CACHE.get(id(head)) if _ENABLED[0] else None
     if found is None or found[0]() is not head:
         return None
@@ -87,15 +99,16 @@ def lookup(head: Any) -> tuple[list[str], list[Any], dict[str, tuple[str, ...]],
             return None
     except Exception:  # whatever it is, a fresh walk raises it with the step named
         return None
-    return entry.order, entry.steps, entry.deps, entry
+    return entry.order, entry.steps, entry.inputs, entry
 
 
-def remember(head: Any, order: list[str], steps: list[Any], deps: dict[str, tuple[str, ...]]) -> _Entry | None:
-    """Keep the walk of ``head`` (``steps`` in ``order``, without the head) for the next :func:`lookup`;
-    returns the entry kept (None when not kept)."""
+def remember(head: Any, order: list[str], steps: list[Any], inputs: list) -> _Entry | None:
+    """Keep the walk of ``head`` (``steps`` in ``order``, without the head; ``inputs`` the positions of
+    each step's dependencies, the head's included) for the next :func:`lookup`; returns the entry kept (None
+    when not kept)."""
     if not _ENABLED[0]:
         return None
-    entry = _Entry(order, steps, deps, head)
+    entry = _Entry(order, steps, inputs, head)
     if not set(map(type, entry.aliases)) <= _NAME_TYPES:
         return None
     key = id(head)

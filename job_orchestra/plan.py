@@ -7,6 +7,7 @@ import contextvars
 import html
 from collections.abc import Iterator
 from enum import StrEnum
+from itertools import compress
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from . import map_plan, plan_memo, rendering
@@ -141,19 +142,17 @@ class _RowSource(NamedTuple):
     names: list[str]
     classes: list[str]
     avail: dict[str, Availability]
-    needed: set[str]
+    runs: list[bool]
+    """By position: True for the steps ``materialize()`` runs."""
     reasons: dict[str, str]
 
     def rows(self) -> list[PlanRow]:
         """One row per step in execution order (the head last, marked (H)), without map annotations."""
-        avail, needed, reasons = self.avail, self.needed, self.reasons
-        usable = (Availability.AVAILABLE, Availability.UNSURE)
         run, skip = Schedule.RUN, Schedule.SKIP
-        get_reason = reasons.get
+        get_reason = self.reasons.get
         rows = [
-            PlanRow(name, kind, a, run if name in needed and a not in usable else skip, get_reason(name))
-            for name, kind in zip(self.names, self.classes)
-            for a in (avail[name],)
+            PlanRow(name, kind, a, run if runs else skip, get_reason(name))
+            for name, kind, a, runs in zip(self.names, self.classes, self.avail.values(), self.runs)
         ]
         rows[-1] = rows[-1]._replace(schedule=Schedule.HEAD)  # the head comes last
         return rows
@@ -164,17 +163,19 @@ def _rows(graph: PipelineGraph, policy: str) -> tuple[_RowSource, _Fingerprints 
     found = plan_memo.lookup(graph, policy)
     if found is not None:
         return found
-    steps, deps = graph.steps, graph.deps
+    names, nodes = graph.names, graph.nodes
     available, missing, no_context = Availability.AVAILABLE, Availability.MISSING, Availability.NO_CONTEXT
-    avail: dict[str, Availability] = {}
+    marks: list[Availability] = []
+    mark = marks.append
     has_ctx = False
-    for name, step in steps.items():
+    for name, step in zip(names, nodes):
         ctx = step.ctx
         if ctx is None:
-            avail[name] = no_context
+            mark(no_context)
         else:
             has_ctx = True
-            avail[name] = available if name in ctx else missing
+            mark(available if name in ctx else missing)
+    avail = dict(zip(names, marks))  # in execution order, as the rows
     reasons: dict[str, str] = {}
     fingerprints = None
     stale = unsure = {}
@@ -187,15 +188,19 @@ def _rows(graph: PipelineGraph, policy: str) -> tuple[_RowSource, _Fingerprints 
         reasons.update(stale)
         reasons.update(unsure)
         reasons.update(fingerprints.reused)
+        marks = list(avail.values())
     # (>) : not available (missing, stale or no context), and reached from the head through such steps.
     usable = (available, Availability.UNSURE)
-    needed = {graph.head}
-    for name in reversed(steps):  # consumers come before their dependencies
-        if name in needed and avail[name] not in usable:
-            needed.update(deps[name])
-    to_run = [name for name in steps if name in needed and avail[name] not in usable]  # as PlanRow.runs
-    names = list(steps)
-    source = _RowSource(names, [type(step).__name__ for step in steps.values()], avail, needed, reasons)
+    inputs = graph.inputs
+    needed = bytearray(len(names))  # by position, walked from the head: consumers come before their inputs
+    needed[-1] = 1
+    for p in range(len(names) - 1, -1, -1):
+        if needed[p] and marks[p] not in usable:
+            for d in inputs[p]:
+                needed[d] = 1
+    runs = [bool(need) and a not in usable for need, a in zip(needed, marks)]  # as PlanRow.runs
+    to_run = list(compress(names, runs))
+    source = _RowSource(list(names), [type(step).__name__ for step in nodes], avail, runs, reasons)
     plan_memo.remember_plan(graph, policy, source, to_run, fingerprints, stale, unsure)
     return source, fingerprints, to_run
 
