@@ -234,7 +234,8 @@ def _collect(head: Node) -> PipelineGraph:
         position[j] = p
     names = [names[j] for j in ordered]
     nodes = [nodes[j] for j in ordered]
-    inputs = [tuple([position[d] for d in dep_index[j]]) for j in ordered]
+    at = position.__getitem__
+    inputs = [tuple(map(at, dep_index[j])) for j in ordered]
     entry = graph_cache.remember(head, names[:-1], nodes[:-1], inputs)
     return PipelineGraph(head_name, dict(zip(names, nodes)), names, nodes, inputs, entry)
 

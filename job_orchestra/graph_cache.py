@@ -11,6 +11,7 @@ pipeline is freed as it would be without it; it keeps the last few heads planned
 from __future__ import annotations
 
 import weakref
+from array import array
 from itertools import chain
 from operator import attrgetter
 from typing import Any
@@ -47,16 +48,15 @@ class _Entry:
     def __init__(self, order: list[str], steps: list[Any], inputs: list, head: Any) -> None:
         everyone = [*steps, head]
         lists = list(map(_get_deps, everyone))
-        types = list(map(type, everyone))
         self.order = order
         self.steps = steps
         self.inputs = inputs  # the positions of each step's dependencies (never changed: graphs share it)
         self.deps: dict[str, tuple[str, ...]] | None = None  # by name, built by the first graph that needs it
-        self.dep_counts = list(map(len, lists))
-        self.dep_ids = list(map(id, _flat(lists)))
+        self.dep_counts = array("Q", map(len, lists))  # machine words, not 100,000 int objects
+        self.dep_ids = array("Q", map(id, _flat(lists)))
         self.aliases = list(map(_get_alias, everyone))
-        self.type_ids = list(map(id, types))
-        self.type_names = [(t, t._default_name, t.__name__) for t in dict.fromkeys(types)]
+        self.type_ids = array("Q", map(id, map(type, everyone)))
+        self.type_names = [(t, t._default_name, t.__name__) for t in dict.fromkeys(map(type, everyone))]
         self.memo: Any = None  # per stale policy, what the last plan of this graph read and found (plan_memo)
 
 
@@ -84,7 +84,7 @@ def lookup(head: Any) -> tuple[list[str], list[Any], list, _Entry] | None:
     _CACHE[id(head)] = found
     everyone = [*entry.steps, head]
     try:
-        if list(map(id, map(type, everyone))) != entry.type_ids:
+        if array("Q", map(id, map(type, everyone))) != entry.type_ids:
             return None
         for t, default, name in entry.type_names:
             if t._default_name != default or t.__name__ != name:
@@ -95,7 +95,7 @@ def lookup(head: Any) -> tuple[list[str], list[Any], list, _Entry] | None:
         lists = list(map(_get_deps, everyone))
         if set(map(type, lists)) != {list}:  # a tuple, a single Step or None: the walk converts them
             return None
-        if list(map(len, lists)) != entry.dep_counts or list(map(id, _flat(lists))) != entry.dep_ids:
+        if array("Q", map(len, lists)) != entry.dep_counts or array("Q", map(id, _flat(lists))) != entry.dep_ids:
             return None
     except Exception:  # whatever it is, a fresh walk raises it with the step named
         return None
