@@ -125,6 +125,8 @@ class PipelineGraph:
         """The positions of ``names`` in :attr:`names`; ``names`` is usually in execution order (a plan's
         ``to_run``), which is found in one pass without a lookup by name."""
         everyone = self.names
+        if not names:
+            return []
         if len(names) == len(everyone) and names == everyone:
             return list(range(len(names)))
         out: list[int] = []

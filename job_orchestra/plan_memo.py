@@ -86,7 +86,7 @@ def lookup(graph: Any, policy: str) -> tuple[Any, Fingerprints | None, list[str]
     memo = token.memo.get(policy) if token is not None and token.memo and _ENABLED[0] else None
     if memo is None:
         return None
-    steps = list(graph.steps.values())  # the memo keeps no step: the cache holds the head only weakly
+    steps = graph.nodes  # the memo keeps no step: the cache holds the head only weakly
     if not all(map(is_, map(_get_ctx, steps), memo.ctxs)):
         return None
     fp = memo.fingerprints
@@ -171,7 +171,7 @@ def remember_plan(
     if token.memo is None:
         token.memo = {}
     token.memo.pop(policy, None)
-    steps = list(graph.steps.values())
+    steps = graph.nodes
     memo = _Memo()
     memo.ctxs = ctxs = list(map(_get_ctx, steps))
     memo.rows = rows
@@ -184,7 +184,7 @@ def remember_plan(
             return
         if fingerprints.files and stale:  # a file's reason may read this process's memory of earlier files
             return
-        names = list(graph.steps)
+        names = graph.names
         if not _remember_contexts(memo, names, steps, ctxs, stale, fingerprints, policy):
             return
         dicts = list(map(_get_dict, steps))

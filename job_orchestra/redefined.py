@@ -87,12 +87,11 @@ def redefined_reason(step: Step) -> str | None:
 def find_redefined(graph: PipelineGraph) -> dict[str, str]:
     """``{name: reason}`` for the steps of ``graph`` built from a class that was defined again since."""
     memo: dict[type, str | None] = {}
-    found = {}
-    for name, step in graph.steps.items():
-        reason = _class_reason(type(step), memo)
-        if reason is not None:
-            found[name] = reason
-    return found
+    kinds = dict.fromkeys(map(type, graph.nodes))
+    reasons = {kind: why for kind in kinds if (why := _class_reason(kind, memo)) is not None}
+    if not reasons:  # the usual case, found once per class rather than once per step
+        return {}
+    return {name: reasons[type(step)] for name, step in zip(graph.names, graph.nodes) if type(step) in reasons}
 
 
 def refuse_redefined(graph: PipelineGraph, redefined: dict[str, str]) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from job_orchestra import CycleError, DuplicateStepName, Step
 from job_orchestra.graph import collect, legacy_breadth_first
@@ -81,3 +83,31 @@ def test_100k_chain_needs_no_recursion():
     assert len(graph) == 100_001
     assert graph.order[0] == "Leaf" and graph.order[-1] == "n99999"
     assert len(step.depending_steps_depth_first()) == 100_000
+
+
+@st.composite
+def dags(draw):
+    """Random DAGs as dependency lists (step i depends on earlier steps, repeats allowed), the last the head."""
+    n = draw(st.integers(min_value=1, max_value=15))
+    return [draw(st.lists(st.integers(0, i - 1), max_size=min(i, 4))) if i else [] for i in range(n)]
+
+
+@settings(max_examples=120, deadline=None)
+@given(dags(), st.data())
+def test_graph_by_position_matches_the_graph_by_name(deps, data):
+    steps: list[Step] = []
+    for i, ds in enumerate(deps):
+        steps.append(Node(depends_on=[steps[d] for d in ds], name_alias=f"s{i}"))
+    first = collect(steps[-1])
+    again = collect(steps[-1])  # from the graph cache this time
+    for graph in (first, again):
+        assert graph.names == list(graph.steps) and graph.nodes == list(graph.steps.values())
+        assert graph.names[-1] == graph.head
+        for p, (name, node) in enumerate(zip(graph.names, graph.nodes)):
+            wanted = tuple(str(d) for d in node.dependencies)
+            assert tuple(graph.names[d] for d in graph.inputs[p]) == wanted == graph.deps[name]
+            assert all(d < p for d in graph.inputs[p])  # inputs come first: an execution order
+    assert again.names == first.names and again.inputs == first.inputs
+    picked = data.draw(st.lists(st.sampled_from(first.names), unique=True))
+    for names in (sorted(picked, key=first.names.index), picked):  # in execution order, and in any order
+        assert [first.names[p] for p in first.positions(names)] == names
