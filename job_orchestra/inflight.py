@@ -178,10 +178,11 @@ class RunTicket:
         step = self.steps[name]
         return step if step.ctx is None else step.ctx
 
-    def claim(self, name: str) -> Claim | None:
+    def claim(self, name: str, step: Any = None) -> Claim | None:
         """None: this run computes ``name`` (then :meth:`finish` or :meth:`fail` it). Otherwise a
-        :class:`Claim` on the result another run computes or has just recorded."""
-        anchor = self.steps[name].ctx
+        :class:`Claim` on the result another run computes or has just recorded. ``step``: the step of that
+        name, when the caller has it at hand (saves a lookup by name)."""
+        anchor = (self.steps[name] if step is None else step).ctx
         with _LOCK:
             self.pending.discard(name)
             if not _KEPT and len(_ACTIVE) == 1:  # alone: only a Context may hold a newer result

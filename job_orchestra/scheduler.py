@@ -193,7 +193,7 @@ class _SerialRun:
                         if events:
                             events.emit("step_cached", names[d])
                     inputs.append(value)
-            claim = ticket.claim(name)
+            claim = ticket.claim(name, step)
             if claim is not None:  # another run computes it (or has just recorded it): take its result
                 del inputs
                 try:
