@@ -34,8 +34,8 @@ from .cache_index import (
     version_of,
 )
 from .errors import CacheError, CacheWriteWarning, UntrustedCacheError
-from .manifest import MANIFEST, MAX_MANIFEST_BYTES, check_key, decode_key, parse
-from .snapshot_load import _check_signature
+from .manifest import MANIFEST, MAX_MANIFEST_BYTES, SIGNATURE, check_key, decode_key, parse
+from .snapshot_load import _check_signature, check_signature_text
 from .snapshot_pickle import is_hidden
 from .stores import TEMP_SUFFIX, LocalStore, Store, open_store
 from .value_codec import digest_fields, encode
@@ -312,8 +312,15 @@ def _bind(ctx: Context, store: Store, secret: bytes | None) -> CacheBinding:
         body = store.read(MANIFEST)
         if len(body) > MAX_MANIFEST_BYTES:
             raise CacheError(f"The cache {store.url}: its manifest is too large to be one.")
-        if secret is not None and isinstance(store, LocalStore):
-            _check_signature(store.root, body, secret)
+        if secret is not None:  # before anything of the manifest is used, on every kind of store
+            if isinstance(store, LocalStore):
+                _check_signature(store.root, body, secret)  # no symlinks, no special files
+            else:
+                try:
+                    text: bytes | None = store.read(SIGNATURE)
+                except FileNotFoundError:
+                    text = None
+                check_signature_text(store.url, text, body, secret)
         for record in parse(body, store.url)["entries"]:
             key = decode_key(record, store.url)
             if record["fingerprint"] is None:  # a value put in by hand: shown, not versioned

@@ -119,18 +119,28 @@ def _not_a_snapshot(root: Path, secret: bytes | None, cls: type[Context]) -> Con
 
 def _check_signature(root: Path, body: bytes, secret: bytes) -> None:
     try:
-        text = read_file(root, SIGNATURE, limit=4096).decode("ascii", errors="replace")
+        text: bytes | None = read_file(root, SIGNATURE, limit=4096)
     except FileNotFoundError:
-        raise SnapshotError(
-            f"Snapshot {str(root)!r} is not signed, but key= was given: refusing to load it. Store it again "
-            "with store(path, key=...) or load it without key= if you trust it."
-        ) from None
+        text = None
     except UnsafeFile as exc:
         raise SnapshotError(f"Snapshot {str(root)!r}: its signature cannot be read: {exc}. Refusing it.") from None
-    scheme, _, given = text.strip().partition(" ")
+    check_signature_text(str(root), text, body, secret)
+
+
+def check_signature_text(where: str, text: bytes | None, body: bytes, secret: bytes) -> None:
+    """Refuse the manifest ``body`` of the snapshot at ``where`` unless ``text`` (its signature file, None when
+    there is none) signs it with ``secret``; local directories and object stores alike."""
+    if text is None:
+        raise SnapshotError(
+            f"Snapshot {where!r} is not signed, but key= was given: refusing to load it. Store it again "
+            "with store(path, key=...) or load it without key= if you trust it."
+        )
+    if len(text) > 4096:
+        raise SnapshotError(f"Snapshot {where!r}: its signature file is too large to be one. Refusing it.")
+    scheme, _, given = text.decode("ascii", errors="replace").strip().partition(" ")
     if scheme != SIGNATURE_SCHEME or not hmac.compare_digest(given, signature(body, secret)):
         raise SnapshotError(
-            f"Snapshot {str(root)!r}: its signature does not match: the snapshot was altered after it was "
+            f"Snapshot {where!r}: its signature does not match: the snapshot was altered after it was "
             "signed, or it was signed with another key. Refusing to load it."
         )
 

@@ -278,3 +278,45 @@ def test_modified_is_when_an_object_was_written(store_url):
     assert before - 5 <= store.modified("values/a.bin") <= time.time() + 5  # the server's clock, to a second
     with pytest.raises(FileNotFoundError):
         store.modified("values/missing.bin")
+
+
+class _Opens:
+    """A value whose unpickling creates a file: proof that an entry was unpickled."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+@pytest.mark.parametrize("signed_with", [None, b"other key", "tampered", b"the key"])
+def test_open_with_key_checks_the_manifest_signature_on_every_store(store_url, tmp_path, signed_with):
+    """key= promises that nothing unsigned is unpickled: on an object store as in a local directory."""
+    from job_orchestra import Context
+    from job_orchestra.errors import SnapshotError
+
+    proof = tmp_path / "unpickled"
+    ctx = Context()
+    ctx["Load"] = _Opens(str(proof))
+    snap = tmp_path / "snap"
+    ctx.store(snap, key="tampered" if signed_with == "tampered" else signed_with)
+    if signed_with == "tampered":  # altered after it was signed with the right key
+        manifest = json.loads((snap / "manifest.json").read_text())
+        manifest["entries"][0]["key"] = "Load"
+        (snap / "manifest.json").write_text(json.dumps(manifest) + " ")
+    url = f"{store_url}/{uuid.uuid4().hex[:8]}"
+    store = FsspecStore(url)
+    for root, _, files in os.walk(snap):
+        for name in files:
+            full = os.path.join(root, name)
+            store.write(os.path.relpath(full, snap).replace(os.sep, "/"), open(full, "rb").read())
+    key = b"the key" if signed_with != "tampered" else "tampered"
+    if signed_with in (b"the key",):
+        opened = Context.open(url, key=key)
+        opened["Load"]
+        assert proof.exists()  # a signed entry loads (and here, runs what it holds)
+        return
+    with pytest.raises(SnapshotError, match="not signed" if signed_with is None else "does not match"):
+        Context.open(url, key=key)
+    assert not proof.exists()
