@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .cache_index import MARKER as CACHE_MARKER
 from .errors import (
     HiddenKeyError,
     SnapshotError,
@@ -38,6 +39,7 @@ from .manifest import (
     check_path,
     entry_record,
     looks_like_manifest,
+    parse,
     signature,
 )
 from .snapshot_files import (
@@ -144,7 +146,8 @@ def check_replaceable(target: Path, replace: bool) -> tuple[str, os.stat_result]
     if not names:
         return "empty", info
     try:
-        ours = looks_like_manifest(read_file(target, MANIFEST, limit=1 << 26))
+        body = read_file(target, MANIFEST, limit=1 << 26)
+        ours = looks_like_manifest(body)
     except (OSError, UnsafeFile):
         ours = False
     if not ours:
@@ -154,7 +157,41 @@ def check_replaceable(target: Path, replace: bool) -> tuple[str, os.stat_result]
             f"{where}: that directory is {what} (it holds {shown}); only a snapshot written by job-orchestra 2 "
             f"is replaced. {advice}"
         )
+    try:
+        foreign = _not_written_by_store(target, parse(body, repr(str(target))))
+    except SnapshotError as exc:
+        raise SnapshotExistsError(f"{where}: {exc} Only a whole, readable snapshot is replaced. {advice}") from None
+    if foreign:
+        shown = ", ".join(foreign[:4]) + (", ..." if len(foreign) > 4 else "")
+        cache = ""
+        if CACHE_MARKER in foreign:
+            cache = " (it is also used as a cache: Context.open() added cache.json and index/)"
+        raise SnapshotExistsError(
+            f"{where}: that directory is a job-orchestra snapshot, but it also holds what store() did not write: "
+            f"{shown}{cache}. Replacing it would delete them. {advice}"
+        )
     return "snapshot", info
+
+
+def _not_written_by_store(target: Path, manifest: dict[str, Any]) -> list[str]:
+    """The paths in the snapshot directory ``target`` that store() did not write (by its ``manifest``):
+    replacing the directory must not delete a user's notes, or a cache opened in it."""
+    files = {record["file"] for record in manifest["entries"]}
+    if manifest["pipeline"] is not None:
+        files.add(manifest["pipeline"]["file"])
+    top = {MANIFEST, SIGNATURE, MARKER} | {f for f in files if "/" not in f}
+    inside = {f.partition("/")[2] for f in files if f.startswith("entries/")}
+    foreign = []
+    for entry in os.scandir(target):
+        if entry.name == "entries" and entry.is_dir(follow_symlinks=False):
+            foreign += [f"entries/{e.name}" for e in os.scandir(entry.path) if not _plain(e, inside)]
+        elif not _plain(entry, top):
+            foreign.append(entry.name + ("/" if entry.is_dir(follow_symlinks=False) else ""))
+    return sorted(foreign)
+
+
+def _plain(entry: os.DirEntry, allowed: set[str]) -> bool:
+    return entry.name in allowed and entry.is_file(follow_symlinks=False)
 
 
 def _same(a: os.stat_result, b: os.stat_result) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import json
 import os
 import signal
 import subprocess
@@ -234,3 +235,55 @@ def test_shell_exit_codes_for_failure_and_interrupt(tmp_path):
         kept = sorted(k for k in Context.load(snap) if k != "context_meta")
         # Serially Ctrl-C lands inside the step; with threads the running step finishes and is kept.
         assert kept == ([] if executor == "serial" else ["Presses"])
+
+
+def _tree(root):
+    return sorted(
+        (os.path.relpath(os.path.join(d, n), root), open(os.path.join(d, n), "rb").read())
+        for d, _, files in os.walk(root)
+        for n in files
+    )
+
+
+@pytest.mark.parametrize(
+    "added",
+    ["NOTES.txt", "analysis/plots.ipynb", "entries/mine.txt", "entries/sub/deep.txt", "a cache", "pipeline.dill/"],
+)
+def test_snapshot_replace_keeps_what_store_did_not_write(pipeline, tmp_path, capsys, added):
+    """--snapshot replaces a snapshot only when it holds nothing else: a user's files, or a cache opened in the
+    snapshot directory (cache.json, index/), make it refuse before running, deleting nothing."""
+    snap = tmp_path / "snap"
+    assert main(["run", f"{pipeline}:head", "--snapshot", str(snap)]) == 0
+    if added == "a cache":
+        opened = Context.open(snap)
+        opened._put_result("Extra", [1, 2], "f" * 8 + ":1", 0.1)  # a version only the cache keeps
+    elif added == "pipeline.dill/":  # the name of a file store() writes, but a directory
+        (snap / "pipeline.dill").unlink()
+        (snap / "pipeline.dill").mkdir()
+        (snap / "pipeline.dill" / "x").write_text("mine")
+    else:
+        (snap / added).parent.mkdir(parents=True, exist_ok=True)
+        (snap / added).write_text("three weeks of notes")
+    before = _tree(snap)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as info:
+        main(["run", f"{pipeline}:head", "--snapshot", str(snap)])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "store() did not write" in err and "Replacing it would delete them" in err, err
+    assert ("used as a cache" in err) == (added == "a cache")
+    assert _tree(snap) == before
+    assert runs() == ["Load", "Square", "Total"]  # the refused run ran nothing
+
+
+def test_snapshot_replace_refuses_a_damaged_manifest(pipeline, tmp_path, capsys):
+    snap = tmp_path / "snap"
+    assert main(["run", f"{pipeline}:head", "--snapshot", str(snap)]) == 0
+    manifest = json.loads((snap / "manifest.json").read_text())
+    manifest["entries"][0]["file"] = "../outside"
+    (snap / "manifest.json").write_text(json.dumps(manifest))
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as info:
+        main(["run", f"{pipeline}:head", "--snapshot", str(snap)])
+    assert info.value.code == 2
+    assert "manifest.json is damaged" in capsys.readouterr().err
