@@ -197,6 +197,8 @@ class Context(CleverDictCompat, AttrDict):
 
     def _put_result(self, key: str, value: Any, fingerprint: str | None = None, seconds: float | None = None) -> None:
         """Record a step's result (called by the scheduler as soon as the step finishes) and how long it took."""
+        if type(value) is LazyEntry and self._cache is not None:  # a cache keeps values, not another file's promise
+            value = value.loader()
         with self._lock:
             dict.__setitem__(self, key, value)
             self._given.pop(key, None)

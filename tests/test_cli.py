@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -287,3 +288,40 @@ def test_snapshot_replace_refuses_a_damaged_manifest(pipeline, tmp_path, capsys)
         main(["run", f"{pipeline}:head", "--snapshot", str(snap)])
     assert info.value.code == 2
     assert "manifest.json is damaged" in capsys.readouterr().err
+
+
+def test_load_into_a_persistent_cache_writes_values_not_placeholders(tmp_path, monkeypatch, capsys):
+    """--load fills a pipeline's Contexts from a snapshot lazily; a Context.open() cache gets the values
+    themselves, readable after the snapshot is gone."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "cached_pipeline.py").write_text(
+        textwrap.dedent(
+            """
+            import os
+            from job_orchestra import Context, Step
+
+            ctx = Context.open(os.environ["JO_TEST_CACHE"]) if os.environ.get("JO_TEST_CACHE") else Context()
+
+            class Numbers(Step):
+                def run(self):
+                    return list(range(1000))
+
+            class Count(Step):
+                def run(self, xs):
+                    return len(xs)
+
+            head = Count(depends_on=Numbers(ctx=ctx), ctx=ctx)
+            """
+        )
+    )
+    try:
+        assert main(["run", "cached_pipeline.py:head", "--snapshot", "snap"]) == 0
+        sys.modules.pop("cached_pipeline", None)
+        monkeypatch.setenv("JO_TEST_CACHE", str(tmp_path / "cache"))
+        assert main(["run", "cached_pipeline.py:head", "--load", "snap"]) == 0
+    finally:
+        sys.modules.pop("cached_pipeline", None)
+    shutil.rmtree(tmp_path / "snap")
+    cache = Context.open(tmp_path / "cache")
+    assert cache["Numbers"] == list(range(1000)) and cache["Count"] == 1000
+    assert Context.open(tmp_path / "cache")["Numbers"] == list(range(1000))  # and in a second opening
