@@ -111,6 +111,11 @@ def _out_of_band(pickler: Any, obj: Any) -> Any:
     """The protocol-5 reduction of a plain ndarray (its data as a PickleBuffer, not dill's in-band copy),
     and, when the pickler keeps buffers out of band, of large bytes and bytearrays; else NotImplemented."""
     kind = type(obj)
+    if kind is memoryview:  # cloudpickle would turn it into bytes: a value must come back as it was, or be refused
+        raise TypeError(
+            "a memoryview is a view on another object's memory, which cannot be stored as a view: store "
+            "bytes(view), or the array or object it views"
+        )
     if kind is bytes or kind is bytearray:
         if pickler._buffer_callback is None or len(obj) < LARGE_BYTES:
             return NotImplemented

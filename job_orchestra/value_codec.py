@@ -25,6 +25,7 @@ import mmap
 import os
 import pickle
 import queue
+import re
 import struct
 import threading
 from collections.abc import Callable
@@ -173,31 +174,50 @@ def encode(value: Any, *, context: Any = None, hide: bool = True, first: str = "
     ``context`` is written as a reference (a stored pipeline's Context); ``hide`` leaves keys starting with
     "." out. ``OSError`` and ``HiddenKeyError`` are raised at once, never retried with the other pickler.
     """
-    makers = {"dill": Pickler, "cloudpickle": CloudPickler}
     first_error: Exception | None = None
-    for name in [first, *(n for n in makers if n != first)]:
-        stream = io.BytesIO()
-        buffers: list[memoryview] = []
-
-        def keep(buffer: pickle.PickleBuffer, buffers: list[memoryview] = buffers) -> bool:
-            raw = buffer.raw()
-            if raw.nbytes < IN_BAND:
-                return True  # in band: a copy of a small buffer costs less than its place in the layout
-            buffers.append(raw)
-            return False
-
-        pickler = makers[name](stream, hide=hide, buffer_callback=keep)
-        if context is not None:
-            pickler.persistent_id = lambda obj: CONTEXT_PID if obj is context else None  # type: ignore[method-assign]
+    for name in [first, *(n for n in _MAKERS if n != first)]:
         try:
-            pickler.dump(value)
-            return Encoded(stream, buffers, name)
+            encoded = _encode_with(name, value, context, hide)
         except (OSError, HiddenKeyError):
             raise
         except Exception as exc:
             first_error = first_error or exc
+            continue
+        if name == "dill" and _BY_VALUE_CLASS.search(encoded.parts[-1 if encoded.format is None else 1]):
+            # A class pickled by value (defined in a notebook or script): dill re-creates it on every load, and
+            # breaks some (an Enum cannot be read back, a frozen dataclass loses its identity); cloudpickle
+            # keeps one class per process. dill's stream stays the answer when cloudpickle cannot pickle it.
+            try:
+                return _encode_with("cloudpickle", value, context, hide)
+            except (OSError, HiddenKeyError):
+                raise
+            except Exception:
+                pass
+        return encoded
     assert first_error is not None
     raise first_error
+
+
+_MAKERS = {"dill": Pickler, "cloudpickle": CloudPickler}
+_BY_VALUE_CLASS = re.compile(rb"_create_type")  # dill's function that re-creates a class pickled by value
+
+
+def _encode_with(name: str, value: Any, context: Any, hide: bool) -> Encoded:
+    stream = io.BytesIO()
+    buffers: list[memoryview] = []
+
+    def keep(buffer: pickle.PickleBuffer) -> bool:
+        raw = buffer.raw()
+        if raw.nbytes < IN_BAND:
+            return True  # in band: a copy of a small buffer costs less than its place in the layout
+        buffers.append(raw)
+        return False
+
+    pickler = _MAKERS[name](stream, hide=hide, buffer_callback=keep)
+    if context is not None:
+        pickler.persistent_id = lambda obj: CONTEXT_PID if obj is context else None  # type: ignore[method-assign]
+    pickler.dump(value)
+    return Encoded(stream, buffers, name)
 
 
 def digest_fields(data: Any) -> dict[str, Any]:

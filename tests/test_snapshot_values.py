@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import tempfile
+import textwrap
 from collections import Counter, OrderedDict, defaultdict, namedtuple
 from pathlib import Path
 from typing import Any
@@ -240,3 +241,87 @@ def test_a_value_whose_hidden_keys_cannot_be_left_out_is_refused_naming_its_key(
     assert list(tmp_path.iterdir()) == []
     Context(odd=OwnReduce({"a": 1})).store(tmp_path / "fine")  # without hidden keys it is stored as it is
     assert Context.load(tmp_path / "fine")["odd"] == {"a": 1}
+
+
+_MAIN_CLASSES = """
+import dataclasses, enum, sys, typing
+from job_orchestra import Context
+
+class Color(enum.Enum):
+    RED = 1
+    GREEN = 2
+
+class Level(enum.IntEnum):
+    LOW = 1
+
+class Perm(enum.Flag):
+    R = 1
+    W = 2
+
+@dataclasses.dataclass(frozen=True)
+class Point:
+    x: int
+    y: int
+
+@dataclasses.dataclass
+class Box:
+    items: list
+
+class Pair(typing.NamedTuple):
+    a: int
+    b: str
+
+class Plain:
+    def __init__(self, n):
+        self.n = n
+    def __eq__(self, other):
+        return type(other) is type(self) and other.n == self.n
+
+values = {
+    "color": Color.GREEN, "level": Level.LOW, "perm": Perm.R | Perm.W, "point": Point(1, 2),
+    "box": Box([Point(0, 0)]), "pair": Pair(1, "x"), "plain": Plain(3), "colors": [Color.RED, Color.RED],
+}
+"""
+
+
+@pytest.mark.parametrize("key", ["color", "level", "perm", "point", "box", "pair", "plain", "colors"])
+def test_values_of_classes_defined_in_a_script_come_back_as_they_were(tmp_path, key):
+    """Classes defined in a notebook or script (``__main__``) are pickled by value: the value loads back in
+    the same process as an instance of the very same class (equal, isinstance), and in a fresh one at all."""
+    import subprocess
+    import sys
+
+    snap = tmp_path / "snap"
+    same_process = _MAIN_CLASSES + textwrap.dedent(
+        f"""
+        ctx = Context()
+        ctx[{key!r}] = values[{key!r}]
+        ctx.store({str(snap)!r})
+        back = Context.load({str(snap)!r})[{key!r}]
+        want = values[{key!r}]
+        assert back == want and type(back) is type(want), (back, want, type(back), type(want))
+        if isinstance(want, list):
+            assert type(back[0]) is type(want[0]) and back[0] is back[1]
+        print("same process: ok")
+        """
+    )
+    fresh_process = textwrap.dedent(
+        f"""
+        from job_orchestra import Context
+        back = Context.load({str(snap)!r})[{key!r}]
+        print("fresh process:", repr(back))
+        """
+    )
+    for code in (same_process, fresh_process):
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr[-3000:]
+    assert "fresh process:" in done.stdout
+
+
+def test_a_memoryview_is_refused_naming_its_key(tmp_path):
+    """cloudpickle would store a memoryview as bytes: it is refused instead, with the way out."""
+    ctx = Context()
+    ctx["view"] = memoryview(b"abc")
+    with pytest.raises(UnserializableValueError, match=r"'view'.*memoryview.*store bytes\(view\)"):
+        ctx.store(tmp_path / "snap")
+    assert not (tmp_path / "snap").exists()
