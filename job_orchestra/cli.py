@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from .context import Context
-from .errors import PipelineError, SnapshotExistsError
+from .errors import PipelineError, SnapshotError, SnapshotExistsError
 from .events import Callback
 from .graph import collect
 from .progress import ProgressBar
@@ -122,11 +122,15 @@ def _fill_from_snapshot(head: Step, snapshot: Context) -> int:
 
 def _resolve_head(args: argparse.Namespace) -> Step:
     snapshot = None
-    if args.load:
+    if args.load is not None:
+        if not args.load:
+            raise UsageError("--load needs a snapshot directory, got an empty string")
         try:
             snapshot = Context.load(args.load)
         except (FileNotFoundError, NotADirectoryError):
             raise UsageError(f"--load {args.load}: no snapshot there") from None
+        except SnapshotError as exc:  # a file, a directory that is not a snapshot, a damaged one
+            raise UsageError(f"--load {args.load}: {exc}") from None
     if args.target:
         head = find_head(args.target)
     elif snapshot is not None and snapshot.pipeline is not None:
@@ -147,9 +151,25 @@ def _say(message: str) -> None:
 
 # -- snapshots ------------------------------------------------------------------------------------------
 def _check_snapshot_target(directory: str) -> None:
-    """Refuse, before anything runs, a --snapshot path that is not ours to replace."""
+    """Refuse, before anything runs, a --snapshot path that is not ours to replace or cannot be made."""
+    if not directory:
+        raise UsageError("--snapshot needs a directory, got an empty string")
+    target = Path(directory).absolute()
+    for parent in target.parents:  # the first one that exists must be a directory
+        if os.path.lexists(parent):
+            if not parent.is_dir():
+                raise UsageError(
+                    f"--snapshot {directory}: {parent} is not a directory, so nothing can be stored below it"
+                )
+            break
+    here = Path.cwd().resolve()
+    if os.path.lexists(target) and (target.resolve() == here or target.resolve() in here.parents):
+        raise UsageError(
+            f"--snapshot {directory}: that is the current directory (or holds it), which cannot be replaced while "
+            "it is in use. Run from another directory, or give another path."
+        )
     try:
-        check_replaceable(Path(directory), True)
+        check_replaceable(target, True)
     except SnapshotExistsError as exc:
         raise UsageError(f"--snapshot {directory}: {exc}") from None
 
@@ -168,7 +188,7 @@ def _write_snapshot(head: Step, directory: str) -> None:
             if step.ctx is not None and name in step.ctx:
                 ctx._put_result(name, step.ctx[name], step.ctx.fingerprint(name))
 
-    target = Path(directory)
+    target = Path(os.path.normpath(Path(directory).absolute()))  # out/entries/.. is out
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
         store(ctx, target, pipeline=head, replace=True)  # atomic; the old snapshot stays until the new is whole
@@ -211,7 +231,7 @@ def _executor(args: argparse.Namespace, stack: Any) -> Any:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    if args.snapshot:
+    if args.snapshot is not None:
         _check_snapshot_target(args.snapshot)
     head = _resolve_head(args)
     watch = _FailureWatch()
@@ -272,8 +292,12 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 def _cmd_graph(args: argparse.Namespace) -> int:
     import graphviz  # only `graph -o` draws
 
-    graph = _resolve_head(args).dependency_graph()
     out = Path(args.output)
+    if out.is_dir():
+        raise UsageError(f"-o {args.output} is a directory: give a file name such as {out / 'graph.svg'}")
+    if not out.absolute().parent.is_dir():
+        raise UsageError(f"-o {args.output}: the directory {out.absolute().parent} does not exist")
+    graph = _resolve_head(args).dependency_graph()
     fmt = out.suffix.lstrip(".").lower() or "svg"
     if fmt in ("dot", "gv"):
         out.write_text(graph.source)

@@ -176,6 +176,14 @@ def test_results_print_in_full_up_to_200_lines_then_say_what_is_left(n):
         (["run", "missing_file.py:head"], "no such file: missing_file.py"),
         (["run"], "give the pipeline as FILE_OR_MODULE:HEAD"),
         (["plan", "{p}:head", "--load", "no_snapshot_here"], "no snapshot there"),
+        (["plan", "{p}:head", "--load", "{p}"], "is a file, not a snapshot"),
+        (["plan", "{p}:head", "--load", "."], "is not a job-orchestra snapshot"),
+        (["plan", "{p}:head", "--load", ""], "--load needs a snapshot directory, got an empty string"),
+        (["graph", "{p}:head", "-o", "."], "-o . is a directory"),
+        (["graph", "{p}:head", "-o", "missing/g.svg"], "missing does not exist"),
+        (["run", "{p}:head", "--snapshot", "{p}/snap"], "is not a directory"),
+        (["run", "{p}:head", "--snapshot", ""], "--snapshot needs a directory, got an empty string"),
+        (["run", "{p}:head", "--snapshot", "."], "that is the current directory"),
     ],
 )
 def test_usage_errors_exit_2_with_a_message(pipeline, capsys, argv, message):
@@ -325,3 +333,11 @@ def test_load_into_a_persistent_cache_writes_values_not_placeholders(tmp_path, m
     cache = Context.open(tmp_path / "cache")
     assert cache["Numbers"] == list(range(1000)) and cache["Count"] == 1000
     assert Context.open(tmp_path / "cache")["Numbers"] == list(range(1000))  # and in a second opening
+
+
+def test_snapshot_path_with_dot_dot_replaces_the_snapshot_it_names(pipeline, tmp_path):
+    snap = tmp_path / "snap"
+    assert main(["run", f"{pipeline}:head", "--snapshot", str(snap)]) == 0
+    assert main(["run", f"{pipeline}:head", "--snapshot", f"{snap}/entries/.."]) == 0
+    assert sorted(os.listdir(snap)) == ["entries", "manifest.json", "pipeline.dill"]
+    assert Context.load(snap)["Total"] == {"total": 330}
