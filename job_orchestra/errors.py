@@ -65,8 +65,8 @@ class MissingResultError(InvalidStepError, KeyError):
         return str(self.args[0])
 
 
-class DuplicateStepName(PipelineError, ValueError):
-    """Two different step objects in one pipeline share a name."""
+class DuplicateStepName(PipelineError, ValueError, AssertionError):
+    """Two different step objects in one pipeline share a name (1.1 raised an AssertionError)."""
 
     def __init__(self, message: str, names: list[str]) -> None:
         super().__init__(message)

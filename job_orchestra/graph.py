@@ -27,6 +27,7 @@ __all__ = [
     "defines_run",
     "legacy_breadth_first",
     "legacy_depth_first",
+    "node_name",
 ]
 
 
@@ -40,12 +41,29 @@ class Node:
     ctx: Any
     name_alias: str | None
 
+    def __str__(self) -> str:
+        """The step's name: its ``name_alias``, else its class's name. A subclass that overrides ``__str__``
+        names its steps so, as 1.1 named every step ``str(step)``."""
+        return getattr(self, "name_alias", None) or type(self)._default_name or type(self).__name__
+
     def run(self, *inputs: Any) -> Any:
         """Compute this step's output from its dependencies' outputs. Subclasses must override it."""
         raise NotImplementedError(
             f"Node {getattr(self, '_name', type(self).__name__)!r} ({type(self).__name__}) does not define "
             "run(self, *inputs); subclass Node and override run()."
         )
+
+
+_NODE_STR = Node.__str__
+
+
+def node_name(node: Node) -> str:
+    """A step's name, ``str(step)`` as in 1.1: its ``name_alias``, else its class's name, unless its class
+    overrides ``__str__``."""
+    kind = type(node)
+    if kind.__str__ is _NODE_STR:
+        return getattr(node, "name_alias", None) or kind._default_name or kind.__name__
+    return str(node)
 
 
 def defines_run(node: Node) -> bool:
@@ -211,6 +229,7 @@ def _collect(head: Node) -> PipelineGraph:
     # Steps are numbered as they are found (the head is 0): the ordering below works on small lists
     # indexed by number, not on hash tables of 100,000 names.
     index: dict[int, int] = {id(head): 0}
+    named_by_str = type(head).__str__ is not _NODE_STR
     nodes: list[Node] = [head]
     names: list[str] = [head_name]
     dep_index: list[list[int]] = []
@@ -226,7 +245,12 @@ def _collect(head: Node) -> PipelineGraph:
                     raise _not_a_step(step, position, dep)
                 j = index[id(dep)] = len(nodes)
                 nodes.append(dep)
-                names.append(dep.name_alias or type(dep)._default_name or type(dep).__name__)
+                kind = type(dep)
+                if kind.__str__ is _NODE_STR:
+                    names.append(dep.name_alias or kind._default_name or kind.__name__)
+                else:  # named by its own __str__, which may read any attribute: never remembered
+                    names.append(str(dep))
+                    named_by_str = True
             found.append(j)
         dep_index.append(found)
     if len(set(names)) != len(names):  # two different steps with one name
@@ -239,7 +263,7 @@ def _collect(head: Node) -> PipelineGraph:
     nodes = [nodes[j] for j in ordered]
     at = position.__getitem__
     inputs = [tuple(map(at, dep_index[j])) for j in ordered]
-    entry = graph_cache.remember(head, names[:-1], nodes[:-1], inputs)
+    entry = None if named_by_str else graph_cache.remember(head, names[:-1], nodes[:-1], inputs)
     return PipelineGraph(head_name, dict(zip(names, nodes)), names, nodes, inputs, entry)
 
 

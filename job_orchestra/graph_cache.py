@@ -56,7 +56,7 @@ class _Entry:
         self.dep_ids = array("Q", map(id, _flat(lists)))
         self.aliases = list(map(_get_alias, everyone))
         self.type_ids = array("Q", map(id, map(type, everyone)))
-        self.type_names = [(t, t._default_name, t.__name__) for t in dict.fromkeys(map(type, everyone))]
+        self.type_names = [(t, t._default_name, t.__name__, t.__str__) for t in dict.fromkeys(map(type, everyone))]
         self.memo: Any = None  # per stale policy, what the last plan of this graph read and found (plan_memo)
 
 
@@ -86,8 +86,8 @@ def lookup(head: Any) -> tuple[list[str], list[Any], list, _Entry] | None:
     try:
         if array("Q", map(id, map(type, everyone))) != entry.type_ids:
             return None
-        for t, default, name in entry.type_names:
-            if t._default_name != default or t.__name__ != name:
+        for t, default, name, to_str in entry.type_names:
+            if t._default_name != default or t.__name__ != name or t.__str__ is not to_str:
                 return None
         aliases = list(map(_get_alias, everyone))
         if not set(map(type, aliases)) <= _NAME_TYPES or aliases != entry.aliases:

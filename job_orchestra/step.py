@@ -16,7 +16,7 @@ from .attrdict import AttrDict
 from .cell_sources import SOURCES_KEY, cell_sources, register
 from .context import Context
 from .errors import InvalidStepError
-from .graph import Node, as_dependency_list, collect, legacy_breadth_first, legacy_depth_first
+from .graph import Node, as_dependency_list, collect, legacy_breadth_first, legacy_depth_first, node_name
 from .plan import ExecutionPlan, stale_policy
 from .rendering import start_in_kernel
 
@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from .plan import StalePolicy
 
 __all__ = ["Step"]
+
+_NO_NAME = object()
 
 _mapper: list[Any] = [None]
 """``Step.map``'s implementation, set by :mod:`job_orchestra.mapping` (which subclasses Step, so step.py
@@ -84,17 +86,25 @@ class Step(Node):
     # -- naming -------------------------------------------------------------------------------------
     @property
     def _name(self) -> str:
-        return getattr(self, "name_alias", None) or type(self)._default_name or type(self).__name__
+        return node_name(self)
 
     _default_name: str | None = None
 
     @property
     def name(self) -> str:
-        """The step's name: its ``name_alias`` if given, else its class name (``str(step)``, as in 1.1)."""
-        return self._name
+        """The step's name, ``str(step)`` as in 1.1: its ``name_alias`` if given, else its class name. A step
+        that sets its own ``name`` attribute (``self.name = ...`` in 1.1 code) gets that value back instead:
+        for job-orchestra it is a parameter like any other, and ``str(step)`` stays the name."""
+        own = self.__dict__.get("name", _NO_NAME)
+        return self._name if own is _NO_NAME else own
 
-    def __str__(self) -> str:
-        return self._name
+    @name.setter
+    def name(self, value: Any) -> None:
+        self.__dict__["name"] = value
+
+    @name.deleter
+    def name(self) -> None:
+        del self.__dict__["name"]
 
     def __repr__(self) -> str:
         kind = type(self).__name__
@@ -265,7 +275,7 @@ class Step(Node):
     def noop_step(dependencies: Sequence[Step], name_alias: str | None = None) -> Step:
         """Deprecated name of :meth:`join`."""
         warnings.warn("Step.noop_step() is deprecated; use Step.join().", DeprecationWarning, stacklevel=2)
-        return Join(depends_on=dependencies, name_alias=name_alias)
+        return NoOpNode(depends_on=dependencies, name_alias=name_alias)
 
 
 class _Data(Step):
@@ -320,6 +330,10 @@ class Join(Step):
 
     def run(self, *inputs: Any) -> tuple:
         return inputs
+
+
+class NoOpNode(Join):
+    """What the deprecated :meth:`Step.noop_step` makes: a :class:`Join` under 1.1's class name."""
 
 
 def _interactive() -> bool:

@@ -232,7 +232,7 @@ class PipelineWidget(widgets.VBox):
             self._say("Select the steps to invalidate first.", error=True)
             return []
         dropped = actions.invalidate(self.head, names)
-        if self.head.name in dropped:  # the result shown below is not the pipeline's result any more
+        if str(self.head) in dropped:  # the result shown below is not the pipeline's result any more
             self.output.outputs = ()
             self.result = None
         self.refresh(force=True)

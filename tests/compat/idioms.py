@@ -166,7 +166,67 @@ def cleverdict_results_flow_downstream(tmp):
     return {"out": plain(out), "stored_type": type(ctx["Make"]).__name__}
 
 
+class LoadTable(Step):
+    """Keeps a parameter called ``name``: 1.1 names the step str(step) all the same."""
+
+    def __init__(self, name, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.name = name
+
+    def run(self):
+        return "rows of " + self.name
+
+
+class Fold(Step):
+    """Named by its own __str__: one class, several steps, no name_alias."""
+
+    def __init__(self, k, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.k = k
+
+    def __str__(self):
+        return f"Fold{self.k}"
+
+    def run(self):
+        return self.k * 1.0
+
+
+class Mean(Step):
+    def run(self, *scores):
+        return sum(scores) / len(scores)
+
+
+def names_from_attributes_and_str(tmp):
+    import warnings
+
+    table = LoadTable("customers", name_alias="Customers")
+    ctx = Context()
+    folds = [Fold(k, ctx=ctx) for k in (1, 2)]
+    head = Mean(depends_on=folds, ctx=ctx)
+    out = {"table": [str(table), table.name, table.materialize()], "mean": head.materialize()}
+    out["keys"] = sorted(k for k in ctx if k != "context_meta")
+    out["plan"] = plan_rows(head)
+    folds[1].k = 3  # __str__ reads it: the step is called Fold3 now (the rows' names; 2.0 also marks it stale)
+    out["renamed"] = [row[9:].split("  - ")[0] for row in plan_rows(head)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        joined = Step.noop_step([Fold(9)])
+    out["noop"] = [str(joined), type(joined).__name__, Step.join([Fold(8)]).depending_steps_breadth_first()]
+
+    class Load(Step):
+        def run(self):
+            return 1
+
+    try:
+        Mean(depends_on=[Load(), Load()]).materialize()
+        out["duplicate"] = "not refused"
+    except AssertionError:
+        out["duplicate"] = "AssertionError"
+    return out
+
+
 SCENARIOS = [
+    names_from_attributes_and_str,
     nested_classes_and_positional_depends_on,
     stepify_store_load_and_continue,
     stepify_store_load_cleverdict,
