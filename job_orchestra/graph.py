@@ -28,6 +28,7 @@ __all__ = [
     "legacy_breadth_first",
     "legacy_depth_first",
     "node_name",
+    "run_order",
 ]
 
 
@@ -317,6 +318,55 @@ def legacy_breadth_first(head: str, deps: dict[str, tuple[str, ...]]) -> list[st
     names = [head, *(n for n in deps if n != head)]
     number = {name: j for j, name in enumerate(names)}
     return [names[j] for j in _breadth_first_index([[number[d] for d in deps[n]] for n in names])]
+
+
+def run_order(inputs: list[tuple[int, ...]], runs: list[bool], backwards: set[int] | None = None) -> list[int]:
+    """The positions of the steps that run (``runs``), in the order 1.1 ran them: depth first from the head
+    (the last position), each step's dependencies in ``depends_on`` order, each step once, and never below a
+    step that does not run (a cached one: its own inputs are not visited). A valid execution order.
+
+    The steps at ``backwards`` have their dependencies visited last first (a map's group lists its items in
+    reverse, for 1.1's plan rows; its items run in item order). Iterative; a chain is followed down without
+    an iterator per step (0.1 us per step on 100,000)."""
+    if backwards:
+        inputs = [ins[::-1] if p in backwards else ins for p, ins in enumerate(inputs)]
+    head = len(inputs) - 1
+    if head < 0 or not runs[head]:
+        return []
+    todo = bytearray(runs)  # runs and is not visited yet
+    todo[head] = 0
+    out: list[int] = []
+    emit = out.append
+    nodes = [head]
+    rests: list[Iterator[int] | None] = [iter(inputs[head])]  # None: a step whose one input is visited
+    while nodes:
+        rest = rests[-1]
+        if rest is None:
+            rests.pop()
+            emit(nodes.pop())
+            continue
+        for d in rest:
+            if not todo[d]:
+                continue
+            todo[d] = 0
+            ins = inputs[d]
+            while len(ins) == 1 and todo[ins[0]]:  # down a chain
+                nodes.append(d)
+                rests.append(None)
+                d = ins[0]
+                todo[d] = 0
+                ins = inputs[d]
+            if len(ins) > 1:
+                nodes.append(d)
+                rests.append(iter(ins))
+                break
+            emit(d)  # its inputs are visited (or it has none)
+            if rests[-1] is None:  # a chain was pushed above it: finish that first
+                break
+        else:
+            rests.pop()
+            emit(nodes.pop())
+    return out
 
 
 def legacy_depth_first(head: str, deps: dict[str, tuple[str, ...]]) -> list[str]:

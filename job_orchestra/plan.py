@@ -7,11 +7,10 @@ import contextvars
 import html
 from collections.abc import Iterator
 from enum import StrEnum
-from itertools import compress
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from . import map_plan, plan_memo, rendering
-from .graph import PipelineGraph, collect, gc_paused
+from .graph import PipelineGraph, collect, gc_paused, run_order
 from .map_plan import GroupSummary
 from .redefined import find_redefined
 from .staleness import Fingerprints as _Fingerprints
@@ -158,8 +157,9 @@ class _RowSource(NamedTuple):
         return rows
 
 
-def _rows(graph: PipelineGraph, policy: str) -> tuple[_RowSource, _Fingerprints | None, list[str]]:
-    """What the rows of a plan are made of, its fingerprints and the names ``materialize()`` will run."""
+def _rows(graph: PipelineGraph, policy: str) -> tuple[_RowSource, _Fingerprints | None, tuple[list[str], list[int]]]:
+    """What the rows of a plan are made of, its fingerprints, and the names ``materialize()`` will run with
+    their positions in the graph, in the order it runs them."""
     found = plan_memo.lookup(graph, policy)
     if found is not None:
         return found
@@ -199,10 +199,20 @@ def _rows(graph: PipelineGraph, policy: str) -> tuple[_RowSource, _Fingerprints 
             for d in inputs[p]:
                 needed[d] = 1
     runs = [bool(need) and a not in usable for need, a in zip(needed, marks)]  # as PlanRow.runs
-    to_run = list(compress(names, runs))
+    run_at = run_order(inputs, runs, _groups_at(graph))  # 1.1's order: depth first, in depends_on order
+    to_run = [names[p] for p in run_at]
     source = _RowSource(list(names), [type(step).__name__ for step in nodes], avail, runs, reasons)
-    plan_memo.remember_plan(graph, policy, source, to_run, fingerprints, stale, unsure)
-    return source, fingerprints, to_run
+    plan_memo.remember_plan(graph, policy, source, (to_run, run_at), fingerprints, stale, unsure)
+    return source, fingerprints, (to_run, run_at)
+
+
+def _groups_at(graph: PipelineGraph) -> set[int] | None:
+    """The positions of the map groups (:mod:`.map_plan`) in ``graph``, or None when there are none."""
+    if not map_plan.GROUPS:
+        return None
+    steps = graph.steps
+    names = [g._name for g in list(map_plan.GROUPS) if steps.get(g._name) is g]
+    return set(graph.positions(names)) if names else None
 
 
 class ExecutionPlan:
@@ -232,6 +242,7 @@ class ExecutionPlan:
         """``{name: reason}``: steps built from a class defined again since (see :mod:`.redefined`)."""
         self._groups: dict[str, GroupSummary] | None = None
         self._to_run: list[str] | None = None  # computed with the rows when known (see plan_memo)
+        self._run_at: list[int] | None = None  # the same as positions in the graph
 
     @classmethod
     def of(cls, head: Step, *, stale: StalePolicy | None = None) -> ExecutionPlan:
@@ -251,7 +262,7 @@ class ExecutionPlan:
             plan._source = source
             # the rows and summaries show the groups as they stand now, though built when first asked for
             plan._marks = map_plan.group_marks(graph.steps) if map_plan.GROUPS else []
-            plan._to_run = to_run
+            plan._to_run, plan._run_at = to_run
         plan.redefined = find_redefined(graph)
         return plan
 
@@ -270,7 +281,7 @@ class ExecutionPlan:
     @rows.setter
     def rows(self, rows: list[PlanRow]) -> None:
         self._rows = rows
-        self._to_run = None
+        self._to_run = self._run_at = None
 
     def refresh(self) -> ExecutionPlan:
         """The plan of the same head as it stands now (after a run, or a change to a Context)."""
@@ -312,10 +323,21 @@ class ExecutionPlan:
 
     @property
     def to_run(self) -> list[str]:
-        """Names of the steps ``materialize()`` will run, in execution order."""
-        if self._to_run is not None:
-            return list(self._to_run)
-        return [row.name for row in self.rows if row.runs]
+        """Names of the steps ``materialize()`` will run, in the order it runs them: 1.1's, depth first from
+        the head in ``depends_on`` order (the rows are listed in 1.1's plan order, which differs)."""
+        if self._to_run is None:
+            names = self.graph.names
+            running = {row.name for row in self.rows if row.runs}
+            self._run_at = run_order(self.graph.inputs, [name in running for name in names], _groups_at(self.graph))
+            self._to_run = [names[p] for p in self._run_at]
+        return list(self._to_run)
+
+    @property
+    def run_at(self) -> list[int]:
+        """:attr:`to_run` as positions in the graph (``plan.graph.names[p]``), in the same order."""
+        if self._run_at is None:
+            self.to_run  # noqa: B018  (computes both)
+        return list(self._run_at)  # type: ignore[arg-type]
 
     def __iter__(self) -> Iterator[PlanRow]:
         return iter(self.rows)

@@ -162,7 +162,7 @@ def _copy(fp: Fingerprints, files: dict | None, deps: dict) -> Fingerprints:
 
 
 def remember_plan(
-    graph: Any, policy: str, rows: Any, to_run: list[str], fingerprints: Fingerprints | None, stale: dict, unsure: dict
+    graph: Any, policy: str, rows: Any, to_run: tuple, fingerprints: Fingerprints | None, stale: dict, unsure: dict
 ) -> None:
     """Keep what the full pass of ``graph`` read and found, when the checks of :func:`lookup` cover it all."""
     token = graph.token
@@ -175,7 +175,7 @@ def remember_plan(
     memo = _Memo()
     memo.ctxs = ctxs = list(map(_get_ctx, steps))
     memo.rows = rows
-    memo.to_run = list(to_run)
+    memo.to_run = to_run  # (names, positions): never changed by the plans that share it
     memo.fingerprints = None if fingerprints is None else _copy(fingerprints, None, graph.deps)
     memo.groups, memo.params, memo.runs, memo.classes, memo.files = [], [], [], [], []
     if fingerprints is not None:

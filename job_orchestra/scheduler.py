@@ -67,7 +67,7 @@ def _materialize(head: Step, executor: Any, max_workers: int | None, callbacks: 
         if ran_first:
             map_plan.warn_run_twice(graph, to_run, ran_first)
         refuse_redefined(graph, plan.redefined)
-        run_at = graph.positions(to_run)
+        run_at = plan.run_at
         check_runnable(graph, run_at)
         events = gather(callbacks)
         if executor is None or not to_run:

@@ -150,7 +150,7 @@ class Step(Node):
 
     # -- inspection ---------------------------------------------------------------------------------
     def execution_plan(self, show: bool | None = None, *, stale: StalePolicy = "rerun") -> ExecutionPlan:
-        """What is cached and what will run, one row per step in execution order.
+        """What is cached and what will run, one row per step in 1.1's plan order (dependencies first).
 
         Returns an :class:`~job_orchestra.plan.ExecutionPlan`, whose ``str()`` is 1.1's text. Outside
         IPython (a script, as in 1.1) the plan is also printed, unless ``show=False``. Stale results show as

@@ -294,8 +294,8 @@ def test_failure_lets_running_steps_finish_starts_nothing_new_and_resume_runs_th
             ran.append(self.name)
             return 3
 
-    # The plan runs a join's dependencies last-listed first: Fails, Sibling, then Later.
-    head = Add(depends_on=[Later(ctx=ctx), Sibling(ctx=ctx), Fails(ctx=ctx)], name_alias="head", ctx=ctx)
+    # Steps start in 1.1's order, depends_on first to last: Fails, Sibling, then Later.
+    head = Add(depends_on=[Fails(ctx=ctx), Sibling(ctx=ctx), Later(ctx=ctx)], name_alias="head", ctx=ctx)
     assert head.execution_plan(show=False).to_run == ["Fails", "Sibling", "Later", "head"]
 
     log = EventLog()
@@ -362,7 +362,7 @@ def test_keyboard_interrupt_inside_a_step():
             assert interrupt_seen.wait(WAIT)
             return "kept"
 
-    head = Step.join([Number(1, ctx=ctx), Sibling(ctx=ctx), Interrupted(ctx=ctx)], name_alias="head")
+    head = Step.join([Interrupted(ctx=ctx), Sibling(ctx=ctx), Number(1, ctx=ctx)], name_alias="head")
     log = EventLog()
     log.step_fail = lambda name, error: (interrupt_seen.set(), log._log("fail", name, type(error).__name__))
     with pytest.raises(KeyboardInterrupt) as info:
@@ -388,12 +388,12 @@ def test_keyboard_interrupt_in_the_coordinating_loop_waits_for_running_steps():
                 release.set()
                 raise KeyboardInterrupt
 
-    head = Step.join([Number(2, name_alias="two", ctx=ctx), Number(1, ctx=ctx), Running(ctx=ctx)])
+    head = Step.join([Running(ctx=ctx), Number(1, ctx=ctx), Number(2, name_alias="two", ctx=ctx)])
     with pytest.raises(KeyboardInterrupt) as info:
         head.materialize("threads", max_workers=3, callbacks=Stop())
     assert "interrupted while running 'Running'" in "\n".join(info.value.__notes__)
     assert results_of(ctx) == {"Running": "finished anyway"}  # Number and two never started
-    assert head.materialize("threads")[-1] == "finished anyway"
+    assert head.materialize("threads")[0] == "finished anyway"
 
 
 def test_ctrl_c_while_waiting_for_steps():
@@ -406,7 +406,7 @@ def test_ctrl_c_while_waiting_for_steps():
             time.sleep(0.3)  # still running while the main thread handles the interrupt
             return "done"
 
-    head = Step.join([Number(1, ctx=ctx), Presses(ctx=ctx)])
+    head = Step.join([Presses(ctx=ctx), Number(1, ctx=ctx)])
     with pytest.raises(KeyboardInterrupt) as info:
         head.materialize("threads", max_workers=1)
     assert "job-orchestra: interrupted while running 'Presses'" in "\n".join(info.value.__notes__)

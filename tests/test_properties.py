@@ -95,6 +95,24 @@ def reference(spec):
     return cached, scheduled, value(head), [*legacy, head]
 
 
+def run_order_1_1(spec, cached):
+    """The order 1.1 runs steps in, by naive recursion: each dependency in depends_on order, then the step;
+    a cached step's dependencies are not visited. 1.1 runs a shared step again; 2.0 only the first time."""
+    deps = spec[0]
+    order: list[int] = []
+
+    def visit(i):
+        if i in cached:
+            return
+        for d in deps[i]:
+            visit(d)
+        if i not in order:
+            order.append(i)
+
+    visit(len(deps) - 1)
+    return order
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(pipelines())
 def test_random_dags_match_the_reference(spec):
@@ -122,6 +140,7 @@ def test_random_dags_match_the_reference(spec):
 
     assert head.materialize() == expected
     ran = [name for name, _ in log]
+    assert ran == [f"s{i}" for i in run_order_1_1(spec, cached)]  # 1.1's order, each step once
     assert len(ran) == len(set(ran))  # each step at most once
     should_run = set(scheduled) | ({head_index} if head_index not in cached else set())
     assert {int(n[1:]) for n in ran} == should_run

@@ -225,7 +225,51 @@ def names_from_attributes_and_str(tmp):
     return out
 
 
+class Logged(Step):
+    """Logs its run in the module's RAN list (side effects in depends_on order: a 1.1 idiom)."""
+
+    def run(self, *inputs):
+        RAN.append(str(self))
+        if str(self).startswith("Fail"):
+            raise ValueError("failed on purpose")
+        return [str(self), *inputs]
+
+
+RAN = []
+
+
+def run_order_is_1_1s(tmp):
+    out = {}
+
+    def log(make):
+        RAN.clear()
+        try:
+            make().materialize()
+        except ValueError:
+            RAN.append("ValueError")
+        return list(RAN)
+
+    def leaf(name, deps=(), ctx=None):
+        return Logged(depends_on=list(deps), name_alias=name, ctx=ctx)
+
+    out["siblings"] = log(lambda: leaf("Report", [leaf("A"), leaf("B"), leaf("C")]))
+    out["chain_and_branch"] = log(lambda: leaf("H", [leaf("X", [leaf("Z")]), leaf("Y")]))
+    out["fails_first"] = log(lambda: leaf("H", [leaf("Fail"), leaf("Expensive")]))
+    shared = leaf("Shared")
+    diamond = log(lambda: leaf("H", [leaf("L", [shared]), leaf("R", [shared])]))
+    out["diamond"] = list(dict.fromkeys(diamond))  # 1.1 runs Shared again for R; 2.0 runs each step once
+    ctx = Context()
+    ctx["A"] = ["cached"]
+    x = leaf("X")
+    cached_a = leaf("A", [x], ctx=ctx)
+    head = leaf("H", [cached_a, leaf("B", [leaf("Y"), x])])
+    out["below_a_cached_step"] = log(lambda: head)
+    out["plan"] = plan_rows(head)
+    return out
+
+
 SCENARIOS = [
+    run_order_is_1_1s,
     names_from_attributes_and_str,
     nested_classes_and_positional_depends_on,
     stepify_store_load_and_continue,
