@@ -370,22 +370,12 @@ def run_order(inputs: list[tuple[int, ...]], runs: list[bool], backwards: set[in
 
 
 def legacy_depth_first(head: str, deps: dict[str, tuple[str, ...]]) -> list[str]:
-    """The unique names the head depends on in depth-first post-order (1.1's ``depending_steps_depth_first``)."""
-    out: list[str] = []
-    visited = {head}
-    stack: list[tuple[str, Iterator[str]]] = [(head, iter(deps[head]))]
-    while stack:
-        name, it = stack[-1]
-        child = next(it, None)
-        if child is None:
-            stack.pop()
-            if stack:
-                out.append(name)
-            continue
-        if child not in visited:
-            visited.add(child)
-            stack.append((child, iter(deps[child])))
-    return out
+    """The unique names the head depends on in depth-first post-order (1.1's ``depending_steps_depth_first``):
+    the order :func:`run_order` runs them in when none is cached, the head left out."""
+    names = [*(n for n in deps if n != head), head]
+    number = {name: j for j, name in enumerate(names)}
+    inputs = [tuple([number[d] for d in deps[n]]) for n in names]
+    return [names[p] for p in run_order(inputs, [True] * len(names))[:-1]]
 
 
 def _breadth_first_index(deps: list[list[int]]) -> list[int]:

@@ -131,6 +131,7 @@ def test_random_dags_match_the_reference(spec):
     if all(legacy_order.index(d) < legacy_order.index(s) for s in legacy_order for d in deps[s]):
         assert order == legacy_order  # 1.1's rows, wherever 1.1's order was valid
     assert head.depending_steps_breadth_first() == [f"s{i}" for i in reversed(legacy_order[:-1])]  # 1.1's listing
+    assert head.depending_steps_depth_first() == [f"s{i}" for i in run_order_1_1(spec, set())[:-1]]
 
     for row in plan:
         i = int(row.name[1:])
